@@ -1,0 +1,27 @@
+"""Validate an untrusted grade artifact and write the pull-request comment (comment.yml).
+
+Runs with the standard library only: it loads 05_src/production/grading.py by path, without
+importing the package (whose dependencies are not installed in the comment workflow).
+
+    python scripts/validate_grade_artifact.py pr-number ARTIFACT_DIR
+    python scripts/validate_grade_artifact.py comment ARTIFACT_DIR --pull PULL.json \
+        --head-sha SHA [--head-repo OWNER/NAME] --output COMMENT.json
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+GRADING = Path(__file__).resolve().parents[1] / "05_src" / "production" / "grading.py"
+
+
+def load_grading():
+    spec = importlib.util.spec_from_file_location("_production_grading", GRADING)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+if __name__ == "__main__":
+    sys.exit(load_grading().validate_artifact_main(sys.argv[1:]))
