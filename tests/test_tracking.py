@@ -181,6 +181,32 @@ def test_log_model_needs_an_active_run(local_tracking, model):
         log_model(model)
 
 
+def test_log_model_hides_only_advice_that_does_not_apply(local_tracking, data, model, caplog):
+    import logging
+    import warnings
+
+    import mlflow
+
+    X, _ = data
+    example = X.head(5).assign(count=np.arange(5))  # an integer column: MLflow's hint
+    fitted = _pipeline(HistGradientBoostingClassifier(max_iter=5)).fit(X.assign(count=0), data[1])
+    get_or_create_experiment(_unique("quiet"))
+    with (
+        caplog.at_level(logging.INFO, logger="mlflow"),
+        warnings.catch_warnings(record=True) as seen,
+    ):
+        warnings.simplefilter("always")
+        with mlflow.start_run():
+            log_model(fitted, input_example=example)
+    messages = [r.getMessage() for r in caplog.records] + [str(w.message) for w in seen]
+    assert not [m for m in messages if "cloudpickle format" in m or "integer column" in m]
+    sklearn_logger = logging.getLogger("mlflow.sklearn")
+    assert not sklearn_logger.filters, "the filter is removed after log_model"
+    with caplog.at_level(logging.WARNING, logger="mlflow.sklearn"):
+        sklearn_logger.warning("Saving scikit-learn models in the pickle or cloudpickle format x")
+    assert "cloudpickle format x" in caplog.text, "other code still sees the advice"
+
+
 def test_default_store_is_in_the_repo(embedded_defaults):
     uri = configure_tracking()
     assert uri == f"sqlite:///{(embedded_defaults / 'mlruns' / 'mlflow.db').as_posix()}"

@@ -10,11 +10,13 @@ Registry *stages* (Staging/Production) are deprecated in MLflow; this module use
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -51,6 +53,22 @@ _MAX_PARAM_VALUE = 6000  # MLflow's limit on a parameter value's length
 _BATCH_PARAMS = 100  # MLflow's limit of params per log_batch call
 _SUPPRESS_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 _MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
+# Advice MLflow prints on every log_model that does not apply here: the cloudpickle format
+# is chosen on purpose (see log_model), and integer columns of the input example are
+# integers at serving time too. Only these two messages are hidden, only inside log_model.
+_PICKLE_ADVICE = "Saving scikit-learn models in the pickle or cloudpickle format"
+_INTEGER_HINT = r"Hint: Inferred schema contains integer column"
+
+
+class _DropMessage(logging.Filter):
+    """A logging filter that drops records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
 
 
 class TrackingServerUnavailableError(ConnectionError):
@@ -195,14 +213,22 @@ def log_model(model, *, name: str = "model", input_example=None, registered_mode
     """
     if mlflow.active_run() is None:
         raise RuntimeError("log_model needs an active run: call it inside log_run or start_run.")
-    return mlflow.sklearn.log_model(
-        model,
-        name=name,
-        input_example=input_example,
-        serialization_format="cloudpickle",
-        pip_requirements=_pip_requirements(),
-        registered_model_name=registered_model_name,
-    )
+    sklearn_logger = logging.getLogger("mlflow.sklearn")
+    advice = _DropMessage(_PICKLE_ADVICE)
+    sklearn_logger.addFilter(advice)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_INTEGER_HINT, category=UserWarning)
+            return mlflow.sklearn.log_model(
+                model,
+                name=name,
+                input_example=input_example,
+                serialization_format="cloudpickle",
+                pip_requirements=_pip_requirements(),
+                registered_model_name=registered_model_name,
+            )
+    finally:
+        sklearn_logger.removeFilter(advice)
 
 
 def _log_figures(figures: dict) -> None:
