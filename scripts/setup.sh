@@ -6,12 +6,18 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 find_python() {
-  for candidate in python3.11 python3 python py; do
-    if command -v "$candidate" >/dev/null 2>&1 \
-      && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      echo "$candidate"; return 0
+  # The first Python >= 3.11 on PATH that has uv or pip (an activated venv may have neither),
+  # else the first Python >= 3.11.
+  local candidate fallback=""
+  while IFS= read -r candidate; do
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      if "$candidate" -m uv --version >/dev/null 2>&1 || "$candidate" -m pip --version >/dev/null 2>&1; then
+        echo "$candidate"; return 0
+      fi
+      fallback=${fallback:-$candidate}
     fi
-  done
+  done < <(type -ap python3.11 python3 python py 2>/dev/null)
+  if [ -n "$fallback" ]; then echo "$fallback"; return 0; fi
   echo "setup: Python >= 3.11 not found on PATH (install it from python.org, then re-run)" >&2
   return 1
 }
@@ -22,6 +28,7 @@ else
   PYTHON=$(find_python)
   if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
     echo "setup: installing uv with pip" >&2
+    "$PYTHON" -m pip --version >/dev/null 2>&1 || "$PYTHON" -m ensurepip --upgrade >/dev/null
     "$PYTHON" -m pip install --quiet --user uv 2>/dev/null || "$PYTHON" -m pip install --quiet uv
   fi
   UV=("$PYTHON" -m uv)
