@@ -29,18 +29,34 @@ def _run(args, home, **env):
 def test_demo_runs_end_to_end_on_embedded_defaults_and_again(tmp_path):
     first = _run(["demo", "--days", "10"], tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "registered model       fraud-demo version 1 (alias champion)" in first.stdout
+    out = first.stdout
+    for stage in ("simulate: land raw files", "ingest: bronze -> silver -> gold", "tune:"):
+        assert f"-> {stage}" in out
+    assert "registered model       fraud-demo version 1 (alias champion)" in out
+    assert "gate                   v1 promoted to champion" in out
+    assert "(4 nested candidate runs)" in out
     assert (tmp_path / "data" / "production.db").is_file()
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
-    rows = next(
-        line for line in first.stdout.splitlines() if line.strip().startswith("transactions ")
-    )
+    assert sorted(p.name for p in (tmp_path / "data" / "lake").iterdir()) == [
+        "bronze",
+        "gold",
+        "silver",
+    ]
+    rows = next(line for line in out.splitlines() if line.strip().startswith("transactions "))
+    scored = next(line for line in out.splitlines() if line.strip().startswith("scored rows "))
 
+    # again: same rows, a new challenger that ties with the champion (same data and seeds),
+    # so the gate keeps version 1, which has already scored the day
     second = _run(["demo", "--days", "10"], tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "fraud-demo version 2 (alias champion)" in second.stdout
     assert rows in second.stdout  # loads are idempotent: same row count in the database
-    assert "-> load into the database" in second.stdout
+    assert "gate                   v2 kept as challenger: it does not beat champion v1" in (
+        second.stdout
+    )
+    assert "fraud-demo version 1 (alias champion)" in second.stdout
+    assert scored in second.stdout
+    n_day = int(scored.split()[2].replace(",", ""))
+    assert f"0 scored ({n_day:,} already)" in second.stdout
 
 
 def test_check_reports_configuration(tmp_path, capsys):

@@ -181,15 +181,19 @@ def test_log_model_needs_an_active_run(local_tracking, model):
         log_model(model)
 
 
-def test_log_model_hides_only_advice_that_does_not_apply(local_tracking, data, model, caplog):
+def test_log_model_hides_only_advice_that_does_not_apply(local_tracking, data, caplog, monkeypatch):
     import logging
+    import os
     import warnings
+    from pathlib import Path
 
     import mlflow
 
-    X, _ = data
+    X, y = data
     example = X.head(5).assign(count=np.arange(5))  # an integer column: MLflow's hint
-    fitted = _pipeline(HistGradientBoostingClassifier(max_iter=5)).fit(X.assign(count=0), data[1])
+    fitted = _pipeline(HistGradientBoostingClassifier(max_iter=5)).fit(X.assign(count=0), y)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the course's uv project
+    monkeypatch.delenv("MLFLOW_LOG_UV_FILES", raising=False)
     get_or_create_experiment(_unique("quiet"))
     with (
         caplog.at_level(logging.INFO, logger="mlflow"),
@@ -197,9 +201,13 @@ def test_log_model_hides_only_advice_that_does_not_apply(local_tracking, data, m
     ):
         warnings.simplefilter("always")
         with mlflow.start_run():
-            log_model(fitted, input_example=example)
+            info = log_model(fitted, input_example=example)
     messages = [r.getMessage() for r in caplog.records] + [str(w.message) for w in seen]
-    assert not [m for m in messages if "cloudpickle format" in m or "integer column" in m]
+    quiet = ("cloudpickle format", "integer column", "pip version", "uv project", "uv file")
+    assert not [m for m in messages if any(q in m for q in quiet)]
+    files = {p.name for p in Path(mlflow.artifacts.download_artifacts(info.model_uri)).iterdir()}
+    assert "MLmodel" in files and "uv.lock" not in files, files
+    assert "MLFLOW_LOG_UV_FILES" not in os.environ, "the environment is restored"
     sklearn_logger = logging.getLogger("mlflow.sklearn")
     assert not sklearn_logger.filters, "the filter is removed after log_model"
     with caplog.at_level(logging.WARNING, logger="mlflow.sklearn"):

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -53,22 +54,49 @@ _MAX_PARAM_VALUE = 6000  # MLflow's limit on a parameter value's length
 _BATCH_PARAMS = 100  # MLflow's limit of params per log_batch call
 _SUPPRESS_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 _MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
-# Advice MLflow prints on every log_model that does not apply here: the cloudpickle format
-# is chosen on purpose (see log_model), and integer columns of the input example are
-# integers at serving time too. Only these two messages are hidden, only inside log_model.
-_PICKLE_ADVICE = "Saving scikit-learn models in the pickle or cloudpickle format"
+# What MLflow prints on every log_model that does not apply here, by logger: the cloudpickle
+# format is chosen on purpose (see log_model); pip requirements are pinned, so neither pip's
+# version nor the course's uv project matter (the project's uv.lock, 1.1 MB of JupyterLab
+# and friends, is not copied into every model: MLFLOW_LOG_UV_FILES=false unless set).
+# Integer columns of the input example are integers at serving time too. Only these
+# messages are hidden, only inside log_model.
+_QUIET = {
+    "mlflow.sklearn": ("Saving scikit-learn models in the pickle or cloudpickle format",),
+    "mlflow.utils.environment": ("Failed to resolve installed pip version",),
+    "mlflow.utils.uv_utils": ("uv file logging disabled", "Detected uv project"),
+}
 _INTEGER_HINT = r"Hint: Inferred schema contains integer column"
 
 
-class _DropMessage(logging.Filter):
-    """A logging filter that drops records whose message starts with ``prefix``."""
+class _DropMessages(logging.Filter):
+    """A logging filter that drops records whose message starts with one of ``prefixes``."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefixes: tuple[str, ...]):
         super().__init__()
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
+        return not record.getMessage().startswith(self.prefixes)
+
+
+@contextmanager
+def _quiet_model_logging():
+    """Hide the messages of ``_QUIET`` and skip copying uv files, for one log_model call."""
+    filters = [(logging.getLogger(name), _DropMessages(p)) for name, p in _QUIET.items()]
+    for logger, drop in filters:
+        logger.addFilter(drop)
+    unset = "MLFLOW_LOG_UV_FILES" not in os.environ
+    if unset:
+        os.environ["MLFLOW_LOG_UV_FILES"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_INTEGER_HINT, category=UserWarning)
+            yield
+    finally:
+        if unset:
+            os.environ.pop("MLFLOW_LOG_UV_FILES", None)
+        for logger, drop in filters:
+            logger.removeFilter(drop)
 
 
 class TrackingServerUnavailableError(ConnectionError):
@@ -213,22 +241,15 @@ def log_model(model, *, name: str = "model", input_example=None, registered_mode
     """
     if mlflow.active_run() is None:
         raise RuntimeError("log_model needs an active run: call it inside log_run or start_run.")
-    sklearn_logger = logging.getLogger("mlflow.sklearn")
-    advice = _DropMessage(_PICKLE_ADVICE)
-    sklearn_logger.addFilter(advice)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_INTEGER_HINT, category=UserWarning)
-            return mlflow.sklearn.log_model(
-                model,
-                name=name,
-                input_example=input_example,
-                serialization_format="cloudpickle",
-                pip_requirements=_pip_requirements(),
-                registered_model_name=registered_model_name,
-            )
-    finally:
-        sklearn_logger.removeFilter(advice)
+    with _quiet_model_logging():
+        return mlflow.sklearn.log_model(
+            model,
+            name=name,
+            input_example=input_example,
+            serialization_format="cloudpickle",
+            pip_requirements=_pip_requirements(),
+            registered_model_name=registered_model_name,
+        )
 
 
 def _log_figures(figures: dict) -> None:
