@@ -270,6 +270,100 @@ def test_metrics_count_requests_latency_and_scores(client, payload):
     assert sum(float(line.split()[-1]) for line in decisions) == 4.0
 
 
+# ------------------------------------------------------------------------------ labels
+
+
+def _at(payload, **change):
+    """The payload moved in time (ISO strings), with a new transaction_id."""
+    moved = {**payload, **change}
+    moved["transaction_id"] = payload["transaction_id"] + 10_000_000
+    return moved
+
+
+def _known_frauds(client, transaction):
+    """The terminal's known-fraud count the service would use for ``transaction``."""
+    store = client.app.state.serving.store
+    row = {**transaction, "tx_datetime": pd.Timestamp(transaction["tx_datetime"]).to_pydatetime()}
+    return store.lookup(row)["terminal_fraud_count_28d"]
+
+
+def test_a_label_counts_from_when_it_is_known(client, payload):
+    assert client.post("/predict", json=payload).status_code == 200  # held, label unknown
+    t = pd.Timestamp(payload["tx_datetime"])
+    label = {
+        "terminal_id": payload["terminal_id"],
+        "tx_datetime": payload["tx_datetime"],
+        "is_fraud": True,
+        "label_available_at": (t + pd.Timedelta(hours=2)).isoformat(),
+    }
+    before_label = _at(payload, tx_datetime=(t + pd.Timedelta(hours=1)).isoformat())
+    after_label = _at(payload, tx_datetime=(t + pd.Timedelta(hours=3)).isoformat())
+    counts = (_known_frauds(client, before_label), _known_frauds(client, after_label))
+
+    response = client.post("/labels", json={"labels": [label]})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": 1, "attached": 1, "not_found": 0}
+    assert _known_frauds(client, before_label) == counts[0]  # not known yet at that time
+    assert _known_frauds(client, after_label) == counts[1] + 1
+
+
+def test_labels_of_unknown_transactions_are_counted_not_found(client, payload):
+    label = {
+        "terminal_id": 999_999,
+        "tx_datetime": payload["tx_datetime"],
+        "is_fraud": False,
+        "label_available_at": payload["tx_datetime"],
+    }
+    response = client.post("/labels", json={"labels": [label, label]})
+    assert response.json() == {"received": 2, "attached": 0, "not_found": 2}
+    assert 'fraud_api_labels_total{outcome="not_found"} 2.0' in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"label_available_at": "2025-12-31T00:00:00"}, "", "cannot precede its transaction"),
+        ({"is_fraud": "maybe"}, "is_fraud", "boolean"),
+        ({"terminal_id": -1}, "terminal_id", "greater than or equal to 0"),
+        ({"label": 1}, "label", "Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_labels_get_a_422_naming_the_field(client, payload, change, field, message):
+    label = {
+        "terminal_id": payload["terminal_id"],
+        "tx_datetime": payload["tx_datetime"],
+        "is_fraud": True,
+        "label_available_at": payload["tx_datetime"],
+        **change,
+    }
+    response = client.post("/labels", json={"labels": [label]})
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"][-1] == field or (not field and detail["loc"][-1] == 0)
+    assert message in detail["msg"]
+
+
+def test_an_empty_label_batch_is_a_422(client):
+    response = client.post("/labels", json={"labels": []})
+    assert response.status_code == 422 and "at least 1 item" in response.text
+
+
+def test_labels_need_the_token_when_configured(model, transactions, payload):
+    app = create_app(model=model, store=_store(transactions), reload_interval=0, token=TOKEN)
+    label = {
+        "terminal_id": payload["terminal_id"],
+        "tx_datetime": payload["tx_datetime"],
+        "is_fraud": True,
+        "label_available_at": payload["tx_datetime"],
+    }
+    with TestClient(app) as client:
+        assert client.post("/labels", json={"labels": [label]}).status_code == 401
+        authorized = {"Authorization": f"Bearer {TOKEN}"}
+        assert (
+            client.post("/labels", json={"labels": [label]}, headers=authorized).status_code == 200
+        )
+
+
 # ------------------------------------------------------------------------------ reload
 
 

@@ -21,6 +21,11 @@ Endpoints
     Which model version is served, its threshold and when it was loaded.
 ``POST /admin/reload``
     Check the alias now and swap in the version it points at, if it moved.
+``POST /labels``
+    Label feedback (chargebacks, confirmations), validated by :class:`LabelBatch`: each
+    label is attached to the transaction the service holds at that terminal and time, so
+    the terminal's known-fraud features count it from ``label_available_at`` on -- the
+    same rule as training.
 ``GET /metrics``
     Prometheus metrics: requests, latency, scores, decisions, model version, reloads.
 
@@ -31,7 +36,7 @@ Settings (environment variables, read by :func:`create_app`)
 ``DECISION_THRESHOLD`` (see :func:`production.serving.resolve_threshold`),
 ``FEATURE_HISTORY`` (``1``: fill the feature store from the database at start-up; ``0``: start
 empty), ``FEATURE_TABLE`` (the table it is filled from, default ``transactions``), ``API_TOKEN`` (when set, ``/predict``, ``/model`` and ``/admin/*`` need
-``Authorization: Bearer <token>``), plus ``DATABASE_URL`` and ``MLFLOW_TRACKING_URI`` as
+``Authorization: Bearer <token>``; ``/labels`` too), plus ``DATABASE_URL`` and ``MLFLOW_TRACKING_URI`` as
 everywhere in the package.
 
 Reloads never interrupt service: the new version is loaded beside the old one, then one
@@ -52,6 +57,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
+import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -63,7 +69,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from production.serving import (
@@ -74,14 +80,24 @@ from production.serving import (
     load_serving_model,
 )
 
-__all__ = ["Transaction", "Prediction", "TcpNoDelayH11Protocol", "create_app"]
+__all__ = [
+    "Label",
+    "LabelBatch",
+    "LabelResult",
+    "Prediction",
+    "TcpNoDelayH11Protocol",
+    "Transaction",
+    "create_app",
+]
 
 LOGGER_NAME = "production.api"
 DEFAULT_RELOAD_INTERVAL_S = 30.0
 #: Latency buckets (seconds): fine below the 50 ms p99 target.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
-_ROUTES = {"/predict", "/health", "/ready", "/model", "/metrics", "/admin/reload"}
+_ROUTES = {"/predict", "/labels", "/health", "/ready", "/model", "/metrics", "/admin/reload"}
+#: The most labels one POST /labels may carry.
+MAX_LABELS_PER_REQUEST = 10_000
 _QUIET_ROUTES = {"/health", "/ready", "/metrics"}
 
 
@@ -129,11 +145,9 @@ class Transaction(BaseModel):
 
     @field_validator("tx_datetime")
     @classmethod
-    def _naive_utc(cls, value: dt.datetime) -> dt.datetime:
+    def _as_naive_utc(cls, value: dt.datetime) -> dt.datetime:
         """Store times as naive UTC, like the database."""
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value
+        return _naive_utc(value)
 
 
 class Prediction(BaseModel):
@@ -147,6 +161,75 @@ class Prediction(BaseModel):
     model_version: str
     unknown_categories: list[str] = Field(
         default_factory=list, description="Columns whose value the model never saw in training."
+    )
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    """Return ``value`` as naive UTC, like the database (naive values are taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+class Label(BaseModel):
+    """The outcome of one transaction, once known: a chargeback or a confirmation.
+
+    The transaction is found by ``terminal_id`` and ``tx_datetime`` (as sent to
+    ``/predict``). ``label_available_at`` is when the label became known; the terminal's
+    fraud features count it only from then on.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "terminal_id": 123,
+                    "tx_datetime": "2026-02-01T12:34:56",
+                    "is_fraud": True,
+                    "label_available_at": "2026-02-04T09:00:00",
+                }
+            ]
+        },
+    )
+
+    terminal_id: int = Field(ge=0, description="The terminal the transaction was paid at.")
+    tx_datetime: dt.datetime = Field(description="When the transaction happened.")
+    is_fraud: bool = Field(description="true: fraud (chargeback); false: confirmed legitimate.")
+    label_available_at: dt.datetime = Field(description="When the label became known.")
+
+    @field_validator("tx_datetime", "label_available_at")
+    @classmethod
+    def _as_naive_utc(cls, value: dt.datetime) -> dt.datetime:
+        return _naive_utc(value)
+
+    @model_validator(mode="after")
+    def _label_after_transaction(self):
+        if self.label_available_at < self.tx_datetime:
+            raise ValueError(
+                f"label_available_at ({self.label_available_at.isoformat()}) is before "
+                f"tx_datetime ({self.tx_datetime.isoformat()}): a label cannot precede "
+                "its transaction"
+            )
+        return self
+
+
+class LabelBatch(BaseModel):
+    """Labels sent together (a day's chargeback file, say)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[Label] = Field(min_length=1, max_length=MAX_LABELS_PER_REQUEST)
+
+
+class LabelResult(BaseModel):
+    """What ``POST /labels`` did."""
+
+    received: int
+    attached: int = Field(description="Labels matched to a transaction the service holds.")
+    not_found: int = Field(
+        description="Labels of transactions the service does not hold (never scored here, "
+        "or older than its feature windows): nothing to update."
     )
 
 
@@ -245,8 +328,16 @@ class _Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.labels = Counter(
+            "fraud_api_labels",
+            "Labels received on /labels, by outcome (attached, not_found).",
+            ["outcome"],
+            registry=self.registry,
+        )
         for decision in DECISIONS:
             self.decisions.labels(decision)
+        for outcome in ("attached", "not_found"):
+            self.labels.labels(outcome)
 
 
 # ---------------------------------------------------------------------------- state
@@ -648,6 +739,28 @@ def create_app(
             model_version=served.version,
             unknown_categories=unknown,
         )
+
+    @app.post(
+        "/labels",
+        response_model=LabelResult,
+        tags=["feedback"],
+        dependencies=[Depends(authorize)],
+        responses={
+            401: {"description": "Missing or invalid token"},
+            503: {"description": "Not ready"},
+        },
+    )
+    async def labels(batch: LabelBatch) -> LabelResult:
+        """Attach delayed labels to the transactions the service holds."""
+        current_model()  # 503 until the model and its feature store are loaded
+        frame = pd.DataFrame([label.model_dump() for label in batch.labels])
+        attached = state.store.add_labels(frame.astype({"is_fraud": "int8"}))
+        result = LabelResult(
+            received=len(frame), attached=attached, not_found=len(frame) - attached
+        )
+        state.metrics.labels.labels("attached").inc(result.attached)
+        state.metrics.labels.labels("not_found").inc(result.not_found)
+        return result
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:
