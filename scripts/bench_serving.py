@@ -102,7 +102,11 @@ def start_server(home: Path, port: int, workers: int, log_path: Path) -> subproc
         "OMP_NUM_THREADS": "1",
         "MODEL_RELOAD_INTERVAL_S": "0",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # as in deploy/Dockerfile: the workers add up their metrics in one folder
+        "PROMETHEUS_MULTIPROC_DIR": str(home / "prometheus"),
     }
+    shutil.rmtree(home / "prometheus", ignore_errors=True)
+    (home / "prometheus").mkdir(parents=True)
     command = [
         sys.executable,
         "-m",

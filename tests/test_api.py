@@ -396,7 +396,70 @@ def test_admin_reload_serves_the_new_version_without_restart(registry, pipeline,
         assert (
             f'fraud_api_model_info{{alias="champion",name="{registry}",version="2"}} 1.0' in metrics
         )
-        assert 'version="1"' not in metrics.split("fraud_api_model_info")[-1]
+        assert (
+            f'fraud_api_model_info{{alias="champion",name="{registry}",version="1"}} 0.0' in metrics
+        )
+
+
+@pytest.mark.slow
+def test_metrics_add_up_across_uvicorn_workers(registry, pipeline, payload, tmp_path):
+    """Two workers, PROMETHEUS_MULTIPROC_DIR as in deploy/Dockerfile: /metrics counts all."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    _register(pipeline, registry)
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "MODEL_NAME": registry,
+        "FEATURE_HISTORY": "0",
+        "MODEL_RELOAD_INTERVAL_S": "0",
+        "OMP_NUM_THREADS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "PRODUCTION_HOME": str(tmp_path),
+    }
+    command = [sys.executable, "-m", "uvicorn", "production.api:create_app", "--factory"]
+    command += ["--port", str(port), "--workers", "2", "--log-level", "warning"]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            base + path, data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:  # a new connection each
+            return reply.read().decode()
+
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            try:
+                call("/ready")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "uvicorn not ready within 90 s"
+                time.sleep(0.25)
+        for i in range(40):
+            call("/predict", {**payload, "transaction_id": i})
+        expected = 'fraud_api_requests_total{method="POST",route="/predict",status="200"} 40.0'
+        for _ in range(10):  # whichever worker answers, the totals are the same
+            text = call("/metrics")
+            assert expected in text
+            assert "fraud_api_score_count 40.0" in text
+            assert f'name="{registry}",version="1"}} 1.0' in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_background_check_swaps_versions_while_serving(registry, pipeline, payload):

@@ -1,5 +1,6 @@
 """Deployment material: the API's Dockerfile, its compose service and the Kubernetes manifests."""
 
+import json
 import re
 from pathlib import Path
 
@@ -121,8 +122,13 @@ def test_dockerfile_is_multi_stage_non_root_and_serves_the_api():
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
-    cmd = re.search(r"^CMD\s+(\[.*?\])", dockerfile, re.M | re.S).group(1)
-    assert "production.api:create_app" in cmd and "--factory" in cmd
+    cmd = json.loads(re.search(r"^CMD\s+(\[.*?\])", dockerfile, re.M | re.S).group(1))
+    assert cmd[:2] == ["sh", "-c"], "the shell prepares the metrics folder"
+    script = cmd[2]
+    assert "exec uvicorn production.api:create_app --factory" in script  # uvicorn is PID 1
+    # workers add up their metrics in an emptied folder (see production.api._Metrics)
+    assert re.search(r"^\s+PROMETHEUS_MULTIPROC_DIR=/tmp/\S+", dockerfile, re.M)
+    assert script.startswith('rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p')
     assert "--frozen" in dockerfile and "--no-dev" in dockerfile  # versions from uv.lock
     ignore = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
     assert "*" in ignore and ".env" in ignore

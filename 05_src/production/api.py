@@ -68,6 +68,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -280,11 +281,25 @@ def _settings(model_name, alias, token, reload_interval, feature_history) -> _Se
 # -------------------------------------------------------------------------- metrics
 
 
+def _multiprocess_dir() -> str | None:
+    """Return the folder of multi-process metrics (``PROMETHEUS_MULTIPROC_DIR``), if set."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class _Metrics:
-    """The app's Prometheus metrics, in a registry of its own (one per app)."""
+    """The app's Prometheus metrics, in a registry of its own (one per app).
+
+    With several uvicorn workers each process counts its own requests; when
+    ``PROMETHEUS_MULTIPROC_DIR`` names an empty folder (set before the workers start, as
+    ``deploy/Dockerfile`` does), every worker writes its values there and ``/metrics``
+    adds them up across workers (:mod:`prometheus_client.multiprocess`), whichever worker
+    answers. The model-info gauge then reports, per version, whether any live worker
+    serves it.
+    """
 
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = _multiprocess_dir()
         self.requests = Counter(
             "fraud_api_requests",
             "HTTP requests by route, method and status code.",
@@ -321,6 +336,7 @@ class _Metrics:
             "The model version being served (value 1).",
             ["name", "alias", "version"],
             registry=self.registry,
+            multiprocess_mode="livemax",  # 1 if any live worker serves the version
         )
         self.reloads = Counter(
             "fraud_api_model_reloads",
@@ -338,6 +354,19 @@ class _Metrics:
             self.decisions.labels(decision)
         for outcome in ("attached", "not_found"):
             self.labels.labels(outcome)
+
+    def exposition(self) -> bytes:
+        """Return the metrics as text: this app's, or every worker's in multi-process mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """Drop this process's live gauges (multi-process mode), at worker shutdown."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)
 
 
 # ---------------------------------------------------------------------------- state
@@ -358,7 +387,10 @@ class _State:
         previous = self.model
         self.model = model
         if previous is not None:
-            self.metrics.model_info.remove(previous.name, previous.alias or "", previous.version)
+            # set to 0, not removed: a multi-process gauge keeps its series in a file
+            self.metrics.model_info.labels(
+                previous.name, previous.alias or "", previous.version
+            ).set(0)
         self.metrics.model_info.labels(model.name, model.alias or "", model.version).set(1)
 
 
@@ -625,6 +657,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            state.metrics.close()
 
     app = FastAPI(
         title="Fraud scoring API",
@@ -765,6 +798,6 @@ def create_app(
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:
         """Prometheus metrics in the text exposition format."""
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
