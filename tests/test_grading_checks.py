@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import ast
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from assignment_helpers import run, template_setup
 from production.features import compute_terminal_features
-from production.grading import Answers, CheckFailed, load_rubric
+from production.grading import load_rubric
 from production.grading_checks import training_data as checks
 from production.sampling import simple_random_sample, stratified_sample, time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "02_activities/assignments/01_training_data_activity.ipynb"
 RUBRIC = ROOT / "02_activities/assignments/01_training_data_rubric.yml"
-
-
-def run(check, **names):
-    """Run a check as the grader does: CheckFailed becomes a failed criterion."""
-    try:
-        passed, message = check(Answers(names))
-    except CheckFailed as err:
-        return False, str(err)
-    assert isinstance(message, str) and message
-    return bool(passed), message
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +90,10 @@ def test_rubric_points_and_checks():
 
 
 def test_template_uses_the_checks_parameters():
-    cells = json.loads(ASSIGNMENT.read_text())["cells"]
-    first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-    values = {
-        node.targets[0].id: node.value
-        for node in ast.parse(first).body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
-    assert ast.literal_eval(values["DATA_PARAMS"]) == checks.DATA_PARAMS
-    assert ast.literal_eval(values["LABEL_DELAY_DAYS"]) == checks.LABEL_DELAY_DAYS
-    assert ast.literal_eval(values["TEST_DAYS"]) == checks.TEST_DAYS
+    first, values = template_setup(ASSIGNMENT)
+    assert values["DATA_PARAMS"] == checks.DATA_PARAMS
+    assert values["LABEL_DELAY_DAYS"] == checks.LABEL_DELAY_DAYS
+    assert values["TEST_DAYS"] == checks.TEST_DAYS
     assert f'pd.Timestamp("{checks.CUTOFF:%Y-%m-%d}")' in first
 
 

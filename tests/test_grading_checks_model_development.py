@@ -7,7 +7,6 @@ in a throwaway MLflow store.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 from pathlib import Path
@@ -20,9 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import KFold
 
+from assignment_helpers import run, template_setup
 from production.explain import compute_shap_values
 from production.features import build_pipeline, build_preprocessor
-from production.grading import Answers, CheckFailed, load_rubric
+from production.grading import load_rubric
 from production.grading_checks import model_development as checks
 from production.tracking import (
     configure_tracking,
@@ -41,16 +41,6 @@ GRID = {"model__C": [0.01, 0.1, 1.0, 10.0]}
 # the real (cached) data and baseline, before the autouse fixture replaces them
 REAL_ASSIGNMENT_DATA = checks.assignment_data
 REAL_BASELINE = checks.baseline_average_precision
-
-
-def run(check, **names):
-    """Run a check as the grader does: CheckFailed becomes a failed criterion."""
-    try:
-        passed, message = check(Answers(names))
-    except CheckFailed as err:
-        return False, str(err)
-    assert isinstance(message, str) and message
-    return bool(passed), message
 
 
 @pytest.fixture(scope="module")
@@ -167,16 +157,10 @@ def test_rubric_points_and_checks():
 
 
 def test_template_uses_the_checks_parameters():
-    cells = json.loads(ASSIGNMENT.read_text())["cells"]
-    first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-    values = {
-        node.targets[0].id: node.value
-        for node in ast.parse(first).body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
-    assert ast.literal_eval(values["DATA_PARAMS"]) == checks.DATA_PARAMS
+    first, values = template_setup(ASSIGNMENT)
+    assert values["DATA_PARAMS"] == checks.DATA_PARAMS
     for name in ("GAP_DAYS", "TEST_DAYS", "EXPERIMENT", "MODEL_NAME"):
-        assert ast.literal_eval(values[name]) == getattr(checks, name), name
+        assert values[name] == getattr(checks, name), name
     assert f'pd.Timestamp("{checks.CUTOFF:%Y-%m-%d}")' in first
 
 
