@@ -100,6 +100,11 @@ _ROUTES = {"/predict", "/labels", "/health", "/ready", "/model", "/metrics", "/a
 #: The most labels one POST /labels may carry.
 MAX_LABELS_PER_REQUEST = 10_000
 _QUIET_ROUTES = {"/health", "/ready", "/metrics"}
+#: Error answers of the token-protected routes that need a loaded model (OpenAPI docs).
+_SCORING_RESPONSES = {
+    401: {"description": "Missing or invalid token"},
+    503: {"description": "Not ready"},
+}
 
 
 # --------------------------------------------------------------------------- schemas
@@ -281,11 +286,6 @@ def _settings(model_name, alias, token, reload_interval, feature_history) -> _Se
 # -------------------------------------------------------------------------- metrics
 
 
-def _multiprocess_dir() -> str | None:
-    """Return the folder of multi-process metrics (``PROMETHEUS_MULTIPROC_DIR``), if set."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
 class _Metrics:
     """The app's Prometheus metrics, in a registry of its own (one per app).
 
@@ -299,7 +299,7 @@ class _Metrics:
 
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess_dir = _multiprocess_dir()
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         self.requests = Counter(
             "fraud_api_requests",
             "HTTP requests by route, method and status code.",
@@ -740,10 +740,7 @@ def create_app(
         response_model=Prediction,
         tags=["scoring"],
         dependencies=[Depends(authorize)],
-        responses={
-            401: {"description": "Missing or invalid token"},
-            503: {"description": "Not ready"},
-        },
+        responses=_SCORING_RESPONSES,
     )
     async def predict(transaction: Transaction) -> Prediction:
         """Score one transaction with the online features of its customer and terminal."""
@@ -778,10 +775,7 @@ def create_app(
         response_model=LabelResult,
         tags=["feedback"],
         dependencies=[Depends(authorize)],
-        responses={
-            401: {"description": "Missing or invalid token"},
-            503: {"description": "Not ready"},
-        },
+        responses=_SCORING_RESPONSES,
     )
     async def labels(batch: LabelBatch) -> LabelResult:
         """Attach delayed labels to the transactions the service holds."""

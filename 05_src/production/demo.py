@@ -144,7 +144,6 @@ def run_demo(
     )
 
     done = _stage("train: per-row baseline", log)
-    params = {"model": "HistGradientBoostingClassifier", "random_state": random_state}
     with threadpool_limits(1):  # small data: one thread is faster than a busy team
         baseline = build_pipeline(
             build_preprocessor(["amount", "tx_hour", "tx_weekday"], categorical, scale=False),
@@ -154,7 +153,11 @@ def run_demo(
     log_run(
         EXPERIMENT,
         run_name="per-row baseline",
-        params={**params, "features": "per-row"},
+        params={
+            "model": "HistGradientBoostingClassifier",
+            "random_state": random_state,
+            "features": "per-row",
+        },
         metrics={"test_average_precision": baseline_ap},
     )
     done(f"validation average precision {baseline_ap:.3f} (per-row columns only)")
