@@ -8,7 +8,7 @@ What it does, all on 127.0.0.1 and in a throwaway folder (nothing is downloaded)
 1. simulates 30 days of transactions into an embedded SQLite database, trains the course
    model (HistGradientBoosting on ``production.serving.compute_model_features``) and
    registers it as ``fraud-demo@champion`` in a local MLflow store;
-2. starts ``uvicorn production.api:create_app --factory`` with 1-2 workers and waits for
+2. starts ``uvicorn course.api:create_app --factory`` with 1-2 workers and waits for
    ``/ready``;
 3. sends real HTTP/1.1 requests over keep-alive connections: *closed loop* at each
    concurrency level (C connections, each sending its next request when the previous answer
@@ -111,7 +111,7 @@ def start_server(home: Path, port: int, workers: int, log_path: Path) -> subproc
         sys.executable,
         "-m",
         "uvicorn",
-        "production.api:create_app",
+        "course.api:create_app",
         "--factory",
         "--host",
         "127.0.0.1",
@@ -121,7 +121,7 @@ def start_server(home: Path, port: int, workers: int, log_path: Path) -> subproc
         str(workers),
         "--no-access-log",
         "--http",
-        "production.api:TcpNoDelayH11Protocol",
+        "course.api:TcpNoDelayH11Protocol",
         "--log-level",
         "warning",
     ]

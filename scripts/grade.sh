@@ -50,7 +50,7 @@ for notebook in "${paths[@]}"; do
   name=${name%_activity}
   dir="$out/$name"
   mkdir -p "$dir"
-  args=(-m production.grading "$notebook" --timeout "$timeout"
+  args=(-m course.grading "$notebook" --timeout "$timeout"
         --json "$dir/grade.json" --markdown "$dir/grade.md" --executed "$dir/executed.ipynb")
   if [ -n "${GRADE_COMMIT:-}" ]; then args+=(--commit "$GRADE_COMMIT"); fi
   "${python[@]}" "${args[@]}" || status=$?

@@ -1,6 +1,6 @@
 """Validate an untrusted grade artifact and write the pull-request comment (comment.yml).
 
-Runs with the standard library only: it loads 05_src/production/grading.py by path, without
+Runs with the standard library only: it loads 05_src/course/grading.py by path, without
 importing the package (whose dependencies are not installed in the comment workflow).
 
     python scripts/validate_grade_artifact.py pr-number ARTIFACT_DIR
@@ -12,7 +12,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-GRADING = Path(__file__).resolve().parents[1] / "05_src" / "production" / "grading.py"
+GRADING = Path(__file__).resolve().parents[1] / "05_src" / "course" / "grading.py"
 
 
 def load_grading():

@@ -1,10 +1,10 @@
-"""Helpers shared by the tests of the assignments' checks (``production.grading_checks``)."""
+"""Helpers shared by the tests of the assignments' checks (``course.grading_checks``)."""
 
 import ast
 import json
 from pathlib import Path
 
-from production.grading import Answers, CheckFailed
+from course.grading import Answers, CheckFailed
 
 
 def run(check, **names):

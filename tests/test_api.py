@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from production.api import create_app
+from course.api import create_app
 from production.features import build_pipeline, build_preprocessor
 from production.serving import (
     CATEGORICAL_FEATURES,
@@ -226,7 +226,7 @@ def test_request_log_is_structured_and_has_no_secrets(model, transactions, paylo
         def emit(self, record):
             records.append(record)
 
-    logger = logging.getLogger("production.api")
+    logger = logging.getLogger("course.api")
     handler = Keep()
     logger.addHandler(handler)
     try:
@@ -426,7 +426,7 @@ def test_metrics_add_up_across_uvicorn_workers(registry, pipeline, payload, tmp_
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "PRODUCTION_HOME": str(tmp_path),
     }
-    command = [sys.executable, "-m", "uvicorn", "production.api:create_app", "--factory"]
+    command = [sys.executable, "-m", "uvicorn", "course.api:create_app", "--factory"]
     command += ["--port", str(port), "--workers", "2", "--log-level", "warning"]
     server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"

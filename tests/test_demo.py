@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from production.cli import main
+from course.cli import main
 
 
 def _run(args, home, **env):
@@ -17,7 +17,7 @@ def _run(args, home, **env):
     }
     clean.update(PRODUCTION_HOME=str(home), **env)
     return subprocess.run(
-        [sys.executable, "-m", "production.cli", *args],
+        [sys.executable, "-m", "course.cli", *args],
         capture_output=True,
         text=True,
         env=clean,

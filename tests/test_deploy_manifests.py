@@ -125,8 +125,8 @@ def test_dockerfile_is_multi_stage_non_root_and_serves_the_api():
     cmd = json.loads(re.search(r"^CMD\s+(\[.*?\])", dockerfile, re.M | re.S).group(1))
     assert cmd[:2] == ["sh", "-c"], "the shell prepares the metrics folder"
     script = cmd[2]
-    assert "exec uvicorn production.api:create_app --factory" in script  # uvicorn is PID 1
-    # workers add up their metrics in an emptied folder (see production.api._Metrics)
+    assert "exec uvicorn course.api:create_app --factory" in script  # uvicorn is PID 1
+    # workers add up their metrics in an emptied folder (see course.api._Metrics)
     assert re.search(r"^\s+PROMETHEUS_MULTIPROC_DIR=/tmp/\S+", dockerfile, re.M)
     assert script.startswith('rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p')
     assert "--frozen" in dockerfile and "--no-dev" in dockerfile  # versions from uv.lock

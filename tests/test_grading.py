@@ -22,8 +22,8 @@ import nbformat
 import pytest
 import yaml
 
-from production import grading
-from production.grading import (
+from course import grading
+from course.grading import (
     COMMENT_MARKER,
     RESULT_SCHEMA,
     Answers,
@@ -188,9 +188,9 @@ RUBRICS = [RUBRIC, *sorted((ROOT / "02_activities").rglob("*_rubric.yml"))]
 def test_committed_markdown_rubric_matches_the_yaml(path, monkeypatch):
     rubric = load_rubric(path)
     markdown = path.with_suffix(".md")
-    assert markdown.is_file(), f"run: python -m production.grading --render-rubric {path}"
+    assert markdown.is_file(), f"run: python -m course.grading --render-rubric {path}"
     assert markdown.read_text() == render_rubric_markdown(rubric), (
-        f"{markdown.name} is out of date: python -m production.grading --render-rubric {path}"
+        f"{markdown.name} is out of date: python -m course.grading --render-rubric {path}"
     )
     monkeypatch.syspath_prepend(str(path.parent))  # where rubric-local checks live
     for criterion in rubric.criteria:

@@ -2,7 +2,7 @@
 
 Each committed template is graded unsolved (0 points, a message per criterion), then with
 its blanks replaced by a reference solution (full marks). This runs the notebook in a
-fresh kernel through :func:`production.grading.grade_notebook`, so it catches a template,
+fresh kernel through :func:`course.grading.grade_notebook`, so it catches a template,
 rubric and checks that drifted apart (~45 s for both assignments).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from production.grading import grade_notebook, load_rubric
+from course.grading import grade_notebook, load_rubric
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ROOT / "02_activities" / "assignments"
@@ -40,7 +40,7 @@ split = time_split(transactions, cutoff=CUTOFF, gap_days=LABEL_DELAY_DAYS, test_
 train_df, test_df = split.train, split.test
 """,
         "nightly_terminal_frauds": """
-from production.grading_checks.training_data import reference_nightly_terminal_frauds
+from course.grading_checks.training_data import reference_nightly_terminal_frauds
 
 
 def nightly_terminal_frauds(transactions):

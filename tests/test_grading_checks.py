@@ -1,4 +1,4 @@
-"""Tests for production.grading_checks: reference answers pass, template blanks and mistakes fail."""
+"""Tests for course.grading_checks: reference answers pass, template blanks and mistakes fail."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from assignment_helpers import run, template_setup
 from production.features import compute_terminal_features
-from production.grading import load_rubric
-from production.grading_checks import training_data as checks
+from course.grading import load_rubric
+from course.grading_checks import training_data as checks
 from production.sampling import simple_random_sample, stratified_sample, time_split
 
 ROOT = Path(__file__).resolve().parents[1]

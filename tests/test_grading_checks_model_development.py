@@ -1,4 +1,4 @@
-"""Tests for production.grading_checks.model_development on tiny objects.
+"""Tests for course.grading_checks.model_development on tiny objects.
 
 The checks' data (``assignment_data``) and baseline are replaced by a tiny synthetic
 split, so a logged search, a registered champion and its SHAP values take a few seconds
@@ -22,8 +22,8 @@ from sklearn.model_selection import KFold
 from assignment_helpers import run, template_setup
 from production.explain import compute_shap_values
 from production.features import build_pipeline, build_preprocessor
-from production.grading import load_rubric
-from production.grading_checks import model_development as checks
+from course.grading import load_rubric
+from course.grading_checks import model_development as checks
 from production.tracking import (
     configure_tracking,
     get_model_version,

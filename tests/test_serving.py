@@ -524,7 +524,7 @@ def test_resumable_batch_scoring_on_postgres(postgres_url, transactions, model, 
 
 
 def test_nothing_runs_at_import(tmp_path):
-    code = "import production.serving, production.api, os; print(os.listdir('.'))"
+    code = "import production.serving, course.api, os; print(os.listdir('.'))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -20,7 +20,7 @@ Four parts, all built on the registry's aliases (``models:/name@champion``):
   transactions with the training reference (:func:`production.monitoring.drift_report`),
   stores the report in ``drift_reports`` (idempotent per window) and logs an MLflow run.
 
-The online API lives in :mod:`production.api`.
+The online API lives in :mod:`course.api`.
 """
 
 from __future__ import annotations

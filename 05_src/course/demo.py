@@ -257,5 +257,5 @@ def run_demo(
         "drift": f"{verdict} -> table drift_reports, experiment monitoring",
         "plots": f"{plots / 'shap_summary.png'}, {plots / 'drift_report.png'}",
         "MLflow UI": ui,
-        "serve the champion": "uvicorn production.api:create_app --factory --port 8000",
+        "serve the champion": "uvicorn course.api:create_app --factory --port 8000",
     }

@@ -29,7 +29,7 @@ def _check() -> int:
 
 
 def _demo(args) -> int:
-    from production.demo import run_demo
+    from course.demo import run_demo
 
     started = time.perf_counter()
     summary = run_demo(random_state=args.random_state, n_days=args.days)

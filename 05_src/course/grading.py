@@ -99,7 +99,7 @@ _CHECK_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 # No control characters, no zero-width or bidirectional formatting characters.
 _FORBIDDEN_CHARS = "\\x00-\\x1f\\x7f-\\x9f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff"
 _TEXT = f"^[^{_FORBIDDEN_CHARS}]*$"
-_MIME = "application/vnd.production.grading+json"
+_MIME = "application/vnd.course.grading+json"
 _SERVICE_VARIABLES = (
     "DATABASE_URL",
     "MLFLOW_TRACKING_URI",
@@ -213,7 +213,7 @@ class Criterion:
     points : int
         Points awarded when the check passes (1 to 100); none otherwise.
     check : str
-        Dotted path of the check function, e.g. ``production.grading_checks.a1.time_split``.
+        Dotted path of the check function, e.g. ``course.grading_checks.a1.time_split``.
     description : str
         What is expected, in Markdown, for the learners' rubric.
     """
@@ -331,7 +331,7 @@ def load_rubric(rubric_path: str | os.PathLike) -> Rubric:
         if not isinstance(check, str) or not re.match(_CHECK_PATH, check):
             raise RubricError(
                 f"{label}: 'check' must be a dotted path such as "
-                f"'production.grading_checks.a1.time_split_is_leak_free'; got {check!r}"
+                f"'course.grading_checks.a1.time_split_is_leak_free'; got {check!r}"
             )
         criteria.append(
             Criterion(
@@ -416,7 +416,7 @@ def render_rubric_markdown(rubric: Rubric) -> str:
     """Render the learners' Markdown rubric from the YAML rubric.
 
     The output is committed next to the YAML as ``NN_topic_rubric.md``; a test checks that
-    the two agree (``python -m production.grading --render-rubric R.yml`` regenerates it).
+    the two agree (``python -m course.grading --render-rubric R.yml`` regenerates it).
 
     Parameters
     ----------
@@ -429,7 +429,7 @@ def render_rubric_markdown(rubric: Rubric) -> str:
         Markdown text ending with a newline.
     """
     lines = [
-        f"<!-- Generated from {rubric.path.name} by `python -m production.grading "
+        f"<!-- Generated from {rubric.path.name} by `python -m course.grading "
         f"--render-rubric`: edit the YAML, not this file. -->",
         "",
         f"# Rubric: {rubric.title}",
@@ -1142,7 +1142,7 @@ class _Run:
     def _preflight(self, timeout_error: type, dead_error: type) -> None:
         paths = sorted({c.check for c in self.rubric.criteria})
         source = (
-            "__import__('production.grading', fromlist=['_kernel_preflight'])"
+            "__import__('course.grading', fromlist=['_kernel_preflight'])"
             f"._kernel_preflight({paths!r}, {self.token!r})"
         )
         try:
@@ -1235,7 +1235,7 @@ class _Run:
                 self.outcomes[criterion.id] = (False, f"Not checked: {why} (see the notes).")
                 continue
             source = (
-                "__import__('production.grading', fromlist=['_kernel_check'])"
+                "__import__('course.grading', fromlist=['_kernel_check'])"
                 f"._kernel_check(globals(), {criterion.check!r}, {self.token!r})"
             )
             try:
@@ -1833,11 +1833,11 @@ def _error_result(notebook: Path, message: str, commit: str | None, started: flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Grade a notebook, or render a rubric's Markdown: ``python -m production.grading``.
+    """Grade a notebook, or render a rubric's Markdown: ``python -m course.grading``.
 
-    ``python -m production.grading NOTEBOOK [--rubric R] [--json OUT] [--markdown OUT]
+    ``python -m course.grading NOTEBOOK [--rubric R] [--json OUT] [--markdown OUT]
     [--executed OUT] [--commit SHA] [--timeout S] [--cell-timeout S] [--check-timeout S]``
-    grades; ``python -m production.grading --render-rubric R.yml [--check]`` writes (or
+    grades; ``python -m course.grading --render-rubric R.yml [--check]`` writes (or
     checks) the learners' ``R.md``.
 
     Parameters
@@ -1853,7 +1853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs then describe the failure).
     """
     parser = argparse.ArgumentParser(
-        prog="python -m production.grading",
+        prog="python -m course.grading",
         description="Grade an assignment notebook against its rubric.",
     )
     parser.add_argument("notebook", nargs="?", type=Path, help="the notebook to grade")
@@ -1911,7 +1911,7 @@ def _render_rubric_command(rubric_path: Path, *, check: bool) -> int:
         current = target.read_text(encoding="utf-8") if target.is_file() else None
         if current != text:
             print(
-                f"{target} is out of date: run python -m production.grading --render-rubric {rubric_path}",
+                f"{target} is out of date: run python -m course.grading --render-rubric {rubric_path}",
                 file=sys.stderr,
             )
             return 1

@@ -2,9 +2,9 @@
 
 Run it with uvicorn's factory mode (nothing happens at import)::
 
-    uvicorn production.api:create_app --factory --host 127.0.0.1 --port 8000
+    uvicorn course.api:create_app --factory --host 127.0.0.1 --port 8000
 
-With ``--workers 2`` add ``--http production.api:TcpNoDelayH11Protocol`` (see there why).
+With ``--workers 2`` add ``--http course.api:TcpNoDelayH11Protocol`` (see there why).
 
 Endpoints
 ---------
@@ -91,7 +91,7 @@ __all__ = [
     "create_app",
 ]
 
-LOGGER_NAME = "production.api"
+LOGGER_NAME = "course.api"
 DEFAULT_RELOAD_INTERVAL_S = 30.0
 #: Latency buckets (seconds): fine below the 50 ms p99 target.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -540,7 +540,7 @@ class TcpNoDelayH11Protocol(H11Protocol):
     client's delayed ACK, ~40 ms per request on Linux (measured: 44 ms at concurrency 1
     instead of 1.5 ms). Select this protocol to fix it::
 
-        uvicorn production.api:create_app --factory --workers 2 --http production.api:TcpNoDelayH11Protocol
+        uvicorn course.api:create_app --factory --workers 2 --http course.api:TcpNoDelayH11Protocol
     """
 
     def connection_made(self, transport) -> None:

@@ -3,7 +3,7 @@
 The assignment works on a variant of the course data, :data:`DATA_PARAMS` (800 customers,
 56 days, a 5-day label delay, its own seed), split at :data:`CUTOFF` with a gap of
 :data:`GAP_DAYS` and a test period of :data:`TEST_DAYS` days. Each check looks at the
-names the notebook defined (see :class:`production.grading.Answers`) and, for the
+names the notebook defined (see :class:`course.grading.Answers`) and, for the
 registered model, at the MLflow store the notebook logged to (the kernel's
 ``MLFLOW_TRACKING_URI``, or the local store under ``PRODUCTION_HOME``). It returns
 ``(passed, message)``, the message written for the learner.
@@ -39,7 +39,7 @@ from production.features import (
     compute_windowed_features,
     get_feature_origins,
 )
-from production.grading import CheckFailed
+from course.grading import CheckFailed
 from production.sampling import time_split
 from production.simulate import simulate
 

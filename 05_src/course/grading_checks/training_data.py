@@ -3,7 +3,7 @@
 The assignment works on a variant of the course data, :data:`DATA_PARAMS` (45 days,
 a 10-day label delay, its own seed), with the cutoff :data:`CUTOFF`. Each check
 regenerates what it needs from the simulator, looks at the names the notebook
-defined (see :class:`production.grading.Answers`) and returns ``(passed, message)``,
+defined (see :class:`course.grading.Answers`) and returns ``(passed, message)``,
 the message written for the learner.
 
 Names the notebook must define:
@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from production.grading import CheckFailed
+from course.grading import CheckFailed
 from production.simulate import simulate
 
 __all__ = [
