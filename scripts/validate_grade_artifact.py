@@ -1,22 +1,24 @@
 """Validate an untrusted grade artifact and write the pull-request comment (comment.yml).
 
-Runs with the standard library only: it loads 05_src/course/grading.py by path, without
-importing the package (whose dependencies are not installed in the comment workflow).
+Runs with the standard library only: it loads 05_src/course/grading/artifact.py by path,
+without importing the package (whose dependencies are not installed in the comment
+workflow), and checks the results against main's rubrics (NN_topic_rubric.md).
 
     python scripts/validate_grade_artifact.py pr-number ARTIFACT_DIR
     python scripts/validate_grade_artifact.py comment ARTIFACT_DIR --pull PULL.json \
-        --head-sha SHA [--head-repo OWNER/NAME] --output COMMENT.json
+        --files FILES.txt --rubrics 02_activities/assignments --head-sha SHA \
+        [--head-repo OWNER/NAME] --output COMMENT.json
 """
 
 import importlib.util
 import sys
 from pathlib import Path
 
-GRADING = Path(__file__).resolve().parents[1] / "05_src" / "course" / "grading.py"
+ARTIFACT = Path(__file__).resolve().parents[1] / "05_src" / "course" / "grading" / "artifact.py"
 
 
-def load_grading():
-    spec = importlib.util.spec_from_file_location("_production_grading", GRADING)
+def load_artifact():
+    spec = importlib.util.spec_from_file_location("_grading_artifact", ARTIFACT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
@@ -24,4 +26,4 @@ def load_grading():
 
 
 if __name__ == "__main__":
-    sys.exit(load_grading().validate_artifact_main(sys.argv[1:]))
+    sys.exit(load_artifact().validate_artifact_main(sys.argv[1:]))

@@ -1,5 +1,7 @@
-"""The online service: contract, auth, health, metrics and model reloads (FastAPI TestClient)."""
+"""The scoring service: contract, bad input (hand-written and generated), auth, metrics, reloads."""
 
+import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -9,17 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from course.api import create_app
-from production.features import build_pipeline, build_preprocessor
-from production.serving import (
+from course.api import MAX_BODY_BYTES, MAX_LABELS_PER_REQUEST, create_app
+from production.features import (
     CATEGORICAL_FEATURES,
     NUMERIC_FEATURES,
-    OnlineFeatureStore,
-    ServingModel,
+    build_pipeline,
+    build_preprocessor,
     compute_model_features,
 )
+from production.serving import OnlineFeatureStore, ServingModel
 from production.simulate import simulate
 
 TOKEN = "test-token-" + "x" * 20
@@ -42,14 +46,14 @@ def transactions():
 def pipeline(transactions):
     features = compute_model_features(transactions)
     return build_pipeline(
-        build_preprocessor(list(NUMERIC_FEATURES), list(CATEGORICAL_FEATURES), scale=False),
+        build_preprocessor(list(NUMERIC_FEATURES), list(CATEGORICAL_FEATURES)),
         HistGradientBoostingClassifier(max_iter=20, random_state=0),
     ).fit(features, transactions["is_fraud"])
 
 
 @pytest.fixture(scope="module")
 def model(pipeline):
-    return ServingModel.from_pipeline(pipeline, name="fraud-api", version="7", alias="champion")
+    return ServingModel(pipeline, name="fraud-api", version="7", alias="champion")
 
 
 def _store(transactions):
@@ -65,8 +69,7 @@ def client(model, transactions):
         yield client
 
 
-@pytest.fixture
-def payload(transactions):
+def _payload(transactions):
     row = transactions[transactions["tx_datetime"] >= "2026-01-09"].iloc[0]
     return {
         "transaction_id": int(row["transaction_id"]),
@@ -77,6 +80,11 @@ def payload(transactions):
         "merchant_category": str(row["merchant_category"]),
         "channel": str(row["channel"]),
     }
+
+
+@pytest.fixture
+def payload(transactions):
+    return _payload(transactions)
 
 
 # ---------------------------------------------------------------------------- contract
@@ -114,8 +122,22 @@ def test_timezone_aware_times_are_converted_to_utc(client, payload):
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
-        ({"amount": -5.0}, "amount", "greater than or equal to 0"),
+        ({"amount": -5.0}, "amount", "greater than 0"),
+        ({"amount": 0}, "amount", "greater than 0"),
+        ({"amount": 5e6}, "amount", "less than or equal to 1000000"),
+        ({"amount": True}, "amount", "valid number"),
+        ({"amount": "42"}, "amount", "valid number"),
         ({"amount": "lots"}, "amount", "valid number"),
+        ({"customer_id": True}, "customer_id", "valid integer"),
+        ({"customer_id": 2**63}, "customer_id", "less than or equal to"),
+        ({"transaction_id": -1}, "transaction_id", "greater than or equal to 0"),
+        ({"tx_datetime": "2262-04-12T00:00:00"}, "tx_datetime", "must be between 2000-01-01"),
+        ({"tx_datetime": "1677-09-21T00:00:00"}, "tx_datetime", "must be between 2000-01-01"),
+        ({"tx_datetime": "0001-01-01T00:00:00+01:00"}, "tx_datetime", "must be between"),
+        ({"tx_datetime": "9999-12-31T23:59:59-01:00"}, "tx_datetime", "must be between"),
+        ({"tx_datetime": 1e20}, "tx_datetime", "valid datetime"),
+        ({"channel": "   "}, "channel", "at least 1 character"),
+        ({"merchant_category": "x" * 65}, "merchant_category", "at most 64 characters"),
         ({"customer_id": -1}, "customer_id", "greater than or equal to 0"),
         ({"tx_datetime": "yesterday"}, "tx_datetime", "datetime"),
         ({"channel": ""}, "channel", "at least 1 character"),
@@ -137,7 +159,7 @@ def test_missing_required_field_is_a_422(client, payload, missing):
         "type": "missing",
         "loc": ["body", missing],
         "msg": "Field required",
-        "input": {k: v for k, v in payload.items() if k != missing},
+        "input": {k: v for k, v in payload.items() if k != missing},  # short: echoed as sent
     }
 
 
@@ -176,8 +198,7 @@ def test_health_and_ready(client):
     assert ready.json() == {"status": "ready", "model_name": "fraud-api", "model_version": "7"}
 
 
-def test_not_ready_without_a_model_but_alive(monkeypatch, tmp_path, payload):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(tmp_path / 'm.db').as_posix()}")
+def test_not_ready_without_a_model_but_alive(registry, payload):
     app = create_app(model_name="no-such-model", reload_interval=0, feature_history=False)
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
@@ -324,7 +345,9 @@ def test_labels_of_unknown_transactions_are_counted_not_found(client, payload):
     [
         ({"label_available_at": "2025-12-31T00:00:00"}, "", "cannot precede its transaction"),
         ({"is_fraud": "maybe"}, "is_fraud", "boolean"),
+        ({"is_fraud": 1}, "is_fraud", "valid boolean"),
         ({"terminal_id": -1}, "terminal_id", "greater than or equal to 0"),
+        ({"label_available_at": "2262-01-01T00:00:00"}, "label_available_at", "must be between"),
         ({"label": 1}, "label", "Extra inputs are not permitted"),
     ],
 )
@@ -364,12 +387,258 @@ def test_labels_need_the_token_when_configured(model, transactions, payload):
         )
 
 
+# --------------------------------------------------------------------------- bad input
+
+
+def _post_raw(client, path, text, **kwargs):
+    """POST ``text`` as a JSON body as is (NaN, Infinity and 1e400 included)."""
+    headers = {"Content-Type": "application/json"}
+    return client.post(path, content=text.encode(), headers=headers, **kwargs)
+
+
+def _names_field(response, field):
+    """Whether a 422 names ``field`` in the loc of one of its errors."""
+    return any(field in error["loc"] for error in response.json()["detail"])
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"])
+@pytest.mark.parametrize("field", ["amount", "customer_id", "terminal_id", "transaction_id"])
+def test_non_finite_numbers_are_a_422_naming_the_field(client, payload, field, token):
+    body = json.dumps({**payload, field: "__TOKEN__"}).replace('"__TOKEN__"', token)
+    response = _post_raw(client, "/predict", body)
+    assert response.status_code == 422, response.text
+    assert _names_field(response, field)
+    json.loads(response.text)  # standard JSON: no NaN in the answer
+
+
+def test_a_far_future_transaction_is_refused_and_leaves_the_store_alone(client, payload):
+    store = client.app.state.serving.store
+    before = store.n_rows
+    response = client.post("/predict", json={**payload, "tx_datetime": "2262-01-01T00:00:00"})
+    assert response.status_code == 422 and _names_field(response, "tx_datetime")
+    assert client.post("/predict", json=payload).status_code == 200
+    assert store.n_rows == before + 1
+
+
+def test_huge_amounts_are_refused_and_the_customer_keeps_scoring(client, payload):
+    for amount in (1e308, 5e6, 1_000_000.01):
+        response = client.post("/predict", json={**payload, "amount": amount})
+        assert response.status_code == 422 and _names_field(response, "amount")
+    assert client.post("/predict", json={**payload, "amount": 1_000_000}).status_code == 200
+    later = {**payload, "transaction_id": payload["transaction_id"] + 1}
+    assert client.post("/predict", json=later).status_code == 200
+
+
+def test_a_body_over_the_limit_is_a_413_without_echo(client, payload):
+    big = {**payload, "channel": "x" * (MAX_BODY_BYTES + 10)}
+    started = time.perf_counter()
+    response = client.post("/predict", json=big)
+    assert response.status_code == 413
+    assert len(response.content) < 200 and "larger than" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit counts bytes as they arrive
+        yield b'{"channel": "'
+        for _ in range(MAX_BODY_BYTES // 100_000 + 1):
+            yield b"x" * 100_000
+        yield b'"}'
+
+    response = client.post(
+        "/predict", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert time.perf_counter() - started < 30  # generous: a sanity bound, not a timing test
+
+
+def test_a_100k_label_batch_is_refused_fast_and_health_answers(client, payload):
+    label = {
+        "terminal_id": payload["terminal_id"],
+        "tx_datetime": payload["tx_datetime"],
+        "is_fraud": True,
+        "label_available_at": payload["tx_datetime"],
+    }
+    response = client.post("/labels", json={"labels": [label] * 100_000})
+    assert response.status_code == 413
+    response = client.post("/labels", json={"labels": [label] * (MAX_LABELS_PER_REQUEST + 1)})
+    assert response.status_code == 422 and _names_field(response, "labels")
+    assert "at most 10000 items" in response.text
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{",
+        "",
+        "null",
+        "[]",
+        '"text"',
+        "[" * 100_000 + "]" * 100_000,
+        '{"a": ' * 5_000 + "1" + "}" * 5_000,
+        "\udcff".encode("utf-8", "surrogatepass").decode("latin-1"),
+    ],
+)
+def test_malformed_bodies_are_4xx(client, body):
+    response = client.post("/predict", content=body.encode("utf-8", "surrogatepass"))
+    assert 400 <= response.status_code < 500
+    assert len(response.content) < 20_000
+
+
+def test_long_field_names_and_values_are_truncated_in_the_answer(client, payload):
+    response = client.post("/predict", json={**payload, "k" * 100_000: "v" * 100_000})
+    assert response.status_code == 422
+    assert len(response.content) < 2_000
+
+
+def test_many_bad_labels_answer_with_a_bounded_list(client, payload):
+    bad = {"terminal_id": -1, "tx_datetime": "x", "is_fraud": 2, "label_available_at": None}
+    response = client.post("/labels", json={"labels": [bad] * 1_000})
+    assert response.status_code == 422
+    body = response.json()
+    assert len(body["detail"]) == 20 and body["n_errors"] == 4_000
+
+
+# generated bad requests: one field replaced by a value its schema refuses ------------------
+
+_FUTURE = dt.datetime.now() + dt.timedelta(days=3)
+_NOT_A_NUMBER = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=20), st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)  # fmt: skip
+_BAD_ID = st.one_of(
+    _NOT_A_NUMBER.filter(lambda v: v is not None),
+    st.integers(max_value=-1),
+    st.integers(min_value=2**63),
+    st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not float(v).is_integer()),
+    st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+)
+_BAD_TIME = st.one_of(
+    st.datetimes(max_value=dt.datetime(1999, 12, 31)).map(dt.datetime.isoformat),
+    st.datetimes(min_value=_FUTURE).map(dt.datetime.isoformat),
+    st.datetimes(
+        max_value=dt.datetime(1999, 12, 30),
+        timezones=st.sampled_from([dt.timezone(dt.timedelta(hours=h)) for h in (-12, 0, 5, 14)]),
+    ).map(dt.datetime.isoformat),
+    st.integers(max_value=946_684_799),
+    st.sampled_from(["yesterday", "", "2026-13-01", "0001-01-01T00:00:00+01:00", "2262-04-12"]),
+    st.booleans(),
+    st.text(max_size=30).filter(lambda v: not v[:1].isdigit()),
+    st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0 < v < 1e13),
+)
+_BAD_TEXT = st.one_of(
+    st.integers(), st.floats(), st.booleans(), st.text(min_size=65, max_size=200),
+    st.text(alphabet=" \t\n", max_size=5), st.lists(st.text(max_size=3), max_size=2),
+)  # fmt: skip
+_BAD_AMOUNT = st.one_of(
+    _NOT_A_NUMBER,
+    st.floats(max_value=0),
+    st.floats(min_value=1_000_000, exclude_min=True),
+    st.integers(max_value=0),
+    st.integers(min_value=1_000_001),
+    st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+)
+_BAD_TRANSACTION_FIELDS = {
+    "transaction_id": _BAD_ID,
+    "tx_datetime": _BAD_TIME | st.none(),
+    "customer_id": _BAD_ID | st.none(),
+    "terminal_id": _BAD_ID | st.none(),
+    "amount": _BAD_AMOUNT,
+    "merchant_category": _BAD_TEXT | st.none(),
+    "channel": _BAD_TEXT | st.none(),
+}
+_BAD_LABEL_FIELDS = {
+    "terminal_id": _BAD_ID | st.none(),
+    "tx_datetime": _BAD_TIME | st.none(),
+    "is_fraud": _NOT_A_NUMBER.filter(lambda v: not isinstance(v, bool)) | st.integers(),
+    "label_available_at": _BAD_TIME | st.none(),
+}
+_FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(model, transactions):
+    """One app for all generated requests: it must keep answering /health throughout."""
+    app = create_app(model=model, store=_store(transactions), reload_interval=0, token="")
+    logger = logging.getLogger("course.api")
+    level, _ = logger.level, logger.setLevel(logging.WARNING)  # no request log lines
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield client
+            assert client.get("/health").json() == {"status": "ok"}
+    finally:
+        logger.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def fuzz_payload(transactions):
+    return _payload(transactions)
+
+
+def _send(client, path, body):
+    """POST ``body`` as JSON that may hold NaN and Infinity, as some clients send."""
+    return _post_raw(client, path, json.dumps(body, allow_nan=True))
+
+
+@_FUZZ
+@given(data=st.data(), field=st.sampled_from(sorted(_BAD_TRANSACTION_FIELDS)))
+def test_generated_bad_transactions_get_a_422_naming_the_field(
+    fuzz_client, fuzz_payload, data, field
+):
+    value = data.draw(_BAD_TRANSACTION_FIELDS[field], label=field)
+    response = _send(fuzz_client, "/predict", {**fuzz_payload, field: value})
+    assert response.status_code == 422, (field, value, response.text)
+    assert _names_field(response, field), response.text
+    assert len(response.content) < 5_000
+
+
+@settings(_FUZZ, max_examples=200)
+@given(data=st.data(), field=st.sampled_from(sorted(_BAD_LABEL_FIELDS)))
+def test_generated_bad_labels_get_a_422_naming_the_field(fuzz_client, fuzz_payload, data, field):
+    payload = fuzz_payload
+    label = {
+        "terminal_id": payload["terminal_id"],
+        "tx_datetime": payload["tx_datetime"],
+        "is_fraud": False,
+        "label_available_at": payload["tx_datetime"],
+        field: data.draw(_BAD_LABEL_FIELDS[field], label=field),
+    }
+    response = _send(fuzz_client, "/labels", {"labels": [label]})
+    assert response.status_code == 422, (label, response.text)
+    assert _names_field(response, field), response.text
+
+
+@settings(_FUZZ, max_examples=250)
+@given(body=_JSON, path=st.sampled_from(["/predict", "/labels"]))
+def test_generated_junk_bodies_are_4xx(fuzz_client, body, path):
+    response = _send(fuzz_client, path, body)
+    assert 400 <= response.status_code < 500, (body, response.text)
+
+
+@settings(_FUZZ, max_examples=250)
+@given(body=st.binary(max_size=200), path=st.sampled_from(["/predict", "/labels"]))
+def test_generated_bytes_are_4xx(fuzz_client, body, path):
+    response = fuzz_client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500, (body, response.text)
+
+
 # ------------------------------------------------------------------------------ reload
 
 
+@pytest.fixture(scope="module")
+def registry_uri(tmp_path_factory):
+    """One local MLflow store for the module (creating one costs seconds)."""
+    return f"sqlite:///{(tmp_path_factory.mktemp('mlflow') / 'mlflow.db').as_posix()}"
+
+
 @pytest.fixture
-def registry(monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}")
+def registry(monkeypatch, registry_uri):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry_uri)
     return f"fraud-{uuid.uuid4().hex[:6]}"
 
 

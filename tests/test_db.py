@@ -1,3 +1,4 @@
+import multiprocessing
 import socket
 import time
 import uuid
@@ -178,29 +179,27 @@ def test_default_engine_is_the_embedded_sqlite_file(embedded_defaults, frame):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
+    ("kwargs", "match"),
     [
-        ({"frame": [1, 2]}, TypeError, "'frame' parameter of write_table must be a pandas"),
-        ({"name": "drop table;"}, ValueError, "'name' parameter of write_table"),
-        ({"mode": "merge"}, ValueError, "'mode' parameter of write_table must be one of"),
-        ({"mode": "upsert"}, ValueError, "key_cols must name at least one column"),
-        (
-            {"mode": "upsert", "key_cols": "txn_id"},
-            ValueError,
-            r"key_cols column\(s\) \['txn_id'\]",
-        ),
+        ({"frame": [1, 2]}, "'frame' parameter of write_table must be an instance of DataFrame"),
+        ({"name": "drop table;"}, "'name' parameter of write_table must be a table name"),
+        ({"mode": "merge"}, "'mode' parameter of write_table must be one of"),
+        ({"engine": "sqlite://"}, "'engine' parameter of write_table"),
+        ({"mode": "upsert"}, "'key_cols' parameter of write_table must be a column name"),
+        ({"mode": "upsert", "key_cols": []}, "key_cols must name at least one column"),
+        ({"mode": "upsert", "key_cols": "txn_id"}, r"key_cols\): column\(s\) \['txn_id'\]"),
         (
             {"mode": "replace_partitions", "partition_cols": ["date"]},
-            ValueError,
-            r"partition_cols column\(s\) \['date'\] not found",
+            r"partition_cols\): column\(s\) \['date'\] not found",
         ),
-        ({"mode": "upsert", "key_cols": "day"}, ValueError, "must be unique in frame"),
+        ({"mode": "upsert", "key_cols": "day"}, "must be unique in frame"),
     ],
 )
-def test_write_table_rejects_bad_input(engine, frame, kwargs, error, match):
+def test_write_table_rejects_bad_input(engine, frame, kwargs, match):
     arguments = {"frame": frame, "name": "payments", "engine": engine, **kwargs}
-    with pytest.raises(error, match=match):
+    with pytest.raises(ValueError, match=match):
         write_table(arguments.pop("frame"), arguments.pop("name"), **arguments)
+    assert not table_exists("payments", engine=engine)
 
 
 def test_bad_column_names_are_named(engine):
@@ -220,7 +219,11 @@ def test_read_table_errors_name_what_exists(engine, table, frame):
         read_table("missing", engine=engine)
     with pytest.raises(ValueError, match=r"column\(s\) \['nope'\] not found in table"):
         read_table(table, columns=["id", "nope"], engine=engine)
-    assert list(read_table(table, columns=["id"], engine=engine).columns) == ["id"]
+    with pytest.raises(ValueError, match="'name' parameter of read_table"):
+        read_table("x; drop table y", engine=engine)
+    with pytest.raises(ValueError, match="'columns' parameter of read_table"):
+        read_table(table, columns=[1], engine=engine)
+    assert list(read_table(table, columns="id", engine=engine).columns) == ["id"]
 
 
 def test_unreachable_postgres_fails_fast_without_password():
@@ -251,3 +254,85 @@ def test_silent_postgres_times_out_within_10_s():
         assert time.perf_counter() - started < 10
     finally:
         server.close()
+
+
+def test_unopenable_sqlite_file_is_named(tmp_path):
+    (tmp_path / "folder.db").mkdir()  # a folder where the database file should be
+    engine = get_engine(f"sqlite:///{(tmp_path / 'folder.db').as_posix()}")
+    with pytest.raises(DatabaseUnavailableError, match="SQLite file .*folder.db.*writable"):
+        check_connection(engine)
+
+
+# ------------------------------------------------------------------ concurrent writers
+
+TRIALS = 4
+
+
+def _concurrent_writer(url, table, mode, n_keys, barrier, result):
+    """One of two processes writing the same keys at the same moment, TRIALS times."""
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n_keys, dtype="int64"),
+            "day": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(n_keys) % 3, unit="D"),
+            "amount": np.arange(n_keys) / 100,
+        }
+    )
+    options = {"key_cols": "id"} if mode == "upsert" else {"partition_cols": "day"}
+    engine = get_engine(url)
+    try:
+        for trial in range(TRIALS):
+            barrier.wait(timeout=60)
+            write_table(frame, f"{table}_{trial}", mode=mode, engine=engine, **options)
+    except Exception as err:  # reported to the parent, which fails the test
+        result.put(repr(err))
+        barrier.abort()
+    else:
+        result.put("ok")
+
+
+def _write_concurrently(url, table, mode, n_keys):
+    """Run two writers; return the (rows, distinct ids) of each trial's table."""
+    context = multiprocessing.get_context("spawn")
+    barrier, result = context.Barrier(2), context.Queue()
+    engine = get_engine(url)
+    # trials 0 and 1 start from no table (both writers create it), the others from a full one
+    for trial in range(2, TRIALS):
+        write_table(
+            pd.DataFrame({"id": [0], "day": [pd.Timestamp("2026-01-01")], "amount": [0.0]}),
+            f"{table}_{trial}",
+            engine=engine,
+        )
+    workers = [
+        context.Process(target=_concurrent_writer, args=(url, table, mode, n_keys, barrier, result))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [result.get(timeout=5) for _ in workers] == ["ok", "ok"]
+    counts = [
+        read_sql(
+            f"select count(*) as n, count(distinct id) as k from {table}_{trial}", engine=engine
+        )
+        for trial in range(TRIALS)
+    ]
+    return [(int(c["n"].iloc[0]), int(c["k"].iloc[0])) for c in counts]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["upsert", "replace_partitions"])
+def test_concurrent_writes_on_postgres_leave_one_row_per_key(postgres_url, table, mode):
+    assert _write_concurrently(postgres_url, table, mode, 20_000) == [(20_000, 20_000)] * TRIALS
+
+
+@pytest.mark.parametrize("mode", ["upsert", "replace_partitions"])
+def test_concurrent_writes_on_sqlite_leave_one_row_per_key(tmp_path, table, mode):
+    url = f"sqlite:///{(tmp_path / 'shared.db').as_posix()}"
+    assert _write_concurrently(url, table, mode, 2_000) == [(2_000, 2_000)] * TRIALS
+
+
+def test_unencoded_at_in_a_password_is_refused_without_echo():
+    with pytest.raises(ValueError, match="write '@' in a password as %40") as info:
+        get_engine("postgresql+psycopg2://course:top@secret@127.0.0.1:5432/course")
+    assert "secret" not in str(info.value)

@@ -1,156 +1,126 @@
 """The real assignments, graded end to end as CI grades a pull request.
 
-Each committed template is graded unsolved (0 points, a message per criterion), then with
-its blanks replaced by a reference solution (full marks). This runs the notebook in a
-fresh kernel through :func:`course.grading.grade_notebook`, so it catches a template,
-rubric and checks that drifted apart (~45 s for both assignments).
+Each template is graded unsolved (0 points, a message per criterion), then with its
+blanks filled by submissions written independently of the checks (``assignment_helpers``):
+honest ones get full marks, the boundary mistakes and the leaky search of issue 10 lose
+exactly the criteria they break. The setup cells must build the data the judge rebuilds.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
+import pandas as pd
 import pytest
-
-from course.grading import grade_notebook, load_rubric
-
-ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ROOT / "02_activities" / "assignments"
-
-# the code that replaces each "# YOUR CODE HERE" cell, keyed by the name the cell defines
-SOLUTIONS = {
-    "01_training_data": {
-        "sample_df": """
-from production.sampling import stratified_sample
-
-sample_df = stratified_sample(
-    transactions, ["is_fraud", "channel"], frac=0.1, random_state=2026
+from assignment_helpers import (
+    A1_ALTERNATIVE,
+    A1_BLANKS,
+    A1_BOUNDARY_BUGS,
+    A1_SOLUTION,
+    A2_ALTERNATIVE,
+    A2_BLANKS,
+    A2_LEAKY_SEARCH,
+    ASSIGNMENTS,
+    build_course,
+    submission,
 )
-""",
-        "n_labels_known": """
-known = (transactions["tx_datetime"] < CUTOFF) & (transactions["label_available_at"] <= CUTOFF)
-n_labels_known = int(known.sum())
-""",
-        "train_df": """
-from production.sampling import time_split
 
-split = time_split(transactions, cutoff=CUTOFF, gap_days=LABEL_DELAY_DAYS, test_days=TEST_DAYS)
-train_df, test_df = split.train, split.test
-""",
-        "nightly_terminal_frauds": """
-from course.grading_checks.training_data import reference_nightly_terminal_frauds
+from course.grading import grade_notebook
+from course.grading.checks import model_development, training_data
 
-
-def nightly_terminal_frauds(transactions):
-    return reference_nightly_terminal_frauds(transactions)
-""",
-    },
-    "02_model_development": {
-        "search": """
-from sklearn.ensemble import HistGradientBoostingClassifier
-
-from production.features import build_pipeline, build_preprocessor
-from production.sampling import simple_random_sample
-from production.tuning import run_search
-
-sample = simple_random_sample(train, 12_000, random_state=RANDOM_STATE)
-sample = sample.sort_values("tx_datetime")
-pipeline = build_pipeline(
-    build_preprocessor(NUMERIC, CATEGORICAL, scale=False),
-    HistGradientBoostingClassifier(random_state=RANDOM_STATE),
-)
-search = run_search(
-    pipeline,
-    {"model__learning_rate": [0.05, 0.1], "model__max_leaf_nodes": [15, 31]},
-    sample[["tx_datetime", *NUMERIC, *CATEGORICAL]],
-    sample["is_fraud"],
-    cv=3,
-    time_col="tx_datetime",
-    experiment=EXPERIMENT,
-    random_state=RANDOM_STATE,
-)
-""",
-        "model_version": """
-from production.tracking import get_model_version, promote_model, register_best_model
-
-register_best_model(search.parent_run_id, MODEL_NAME)
-promote_model(MODEL_NAME, metric="cv_average_precision")
-model_version = get_model_version(MODEL_NAME, "champion")
-""",
-        "shap_values": """
-from production.explain import compute_shap_values
-
-shap_values = compute_shap_values(champion, test, max_rows=300, random_state=RANDOM_STATE)
-importance = pd.Series(abs(shap_values.values).mean(axis=0), index=shap_values.feature_names)
-top_feature = importance.idxmax()
-""",
-        "model_card": """
-model_card = {
-    "model_name": MODEL_NAME,
-    "version": model_version,
-    "intended_use": "Rank card transactions by fraud risk for the analysts' review queue.",
-    "training_data": "12,000 transactions sampled up to 5 days before the 2026-02-12 cutoff.",
-    "metrics": {
-        "cv_average_precision": search.best_score_,
-        "test_average_precision": average_precision_score(test["is_fraud"], test_score),
-    },
-    "top_features": list(importance.nlargest(3).index),
-    "limitations": "Eight weeks of simulated data: fraud patterns it never saw go unnoticed.",
-    "monitoring": "Weekly PSI of amount and of the score; average precision once labelled.",
+A1 = ASSIGNMENTS / "01_training_data_activity.py"
+A2 = ASSIGNMENTS / "02_model_development_activity.py"
+SUBMISSIONS = {
+    "a1_template": (A1, A1_BLANKS, {}),
+    "a1_solution": (A1, A1_BLANKS, A1_SOLUTION),
+    "a1_alternative": (A1, A1_BLANKS, A1_ALTERNATIVE),
+    "a1_boundary_bugs": (A1, A1_BLANKS, A1_BOUNDARY_BUGS),
+    "a2_template": (A2, A2_BLANKS, {}),
+    "a2_alternative": (A2, A2_BLANKS, A2_ALTERNATIVE),
+    "a2_leaky_search": (A2, A2_BLANKS, A2_LEAKY_SEARCH),
 }
-""",
-    },
-}
+GRADED: dict = {}
 
 
-def _blank_name(source: str) -> str:
-    """Return the graded name a '# YOUR CODE HERE' cell defines."""
-    for line in source.splitlines():
-        if line.startswith("def "):
-            return line[4:].partition("(")[0]
-        if "= None  # TODO" in line:
-            return line.partition(" ")[0]
-    raise AssertionError(f"no graded name in the cell:\n{source}")
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    def grade(name):
+        if name not in GRADED:
+            template, blanks, answers = SUBMISSIONS[name]
+            assignment = template.stem.removesuffix("_activity")
+            folder = tmp_path_factory.mktemp(name)
+            notebook = build_course(folder, assignment, submission(template, blanks, answers))
+            GRADED[name] = grade_notebook(notebook, verify_git=False)
+        return GRADED[name]
+
+    return grade
 
 
-def _copy_assignment(tmp_path: Path, topic: str, solved: bool) -> Path:
-    """Copy the template and rubric of ``topic`` to tmp_path, blanks filled if ``solved``."""
-    template = ASSIGNMENTS / f"{topic}_activity.ipynb"
-    shutil.copy(ASSIGNMENTS / f"{topic}_rubric.yml", tmp_path)
-    notebook = json.loads(template.read_text(encoding="utf-8"))
-    filled = set()
-    for cell in notebook["cells"]:
-        source = "".join(cell["source"])
-        if solved and cell["cell_type"] == "code" and source.startswith("# YOUR CODE HERE"):
-            name = _blank_name(source)
-            cell["source"] = SOLUTIONS[topic][name].strip() + "\n"
-            filled.add(name)
-    if solved:
-        assert filled == set(SOLUTIONS[topic]), f"blanks changed: {sorted(filled)}"
-    path = tmp_path / template.name
-    path.write_text(json.dumps(notebook), encoding="utf-8")
-    return path
+def setup_cell(template) -> str:
+    cells = template.read_text().split("# %%\n")
+    return next(c for c in cells[1:] if "simulate(" in c)
 
 
-@pytest.mark.parametrize("topic", sorted(SOLUTIONS))
-def test_unsolved_template_scores_zero(tmp_path, topic):
-    result = grade_notebook(_copy_assignment(tmp_path, topic, solved=False))
-    rubric = load_rubric(ASSIGNMENTS / f"{topic}_rubric.yml")
-    assert result.status == "ok", result
-    assert result.score == 0 and result.max_score == rubric.max_score
-    assert len(result.criteria) == len(rubric.criteria)
-    assert all(not c.passed and c.message for c in result.criteria)
+def test_the_templates_build_the_data_the_judge_rebuilds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(setup_cell(A1), namespace)  # noqa: S102 - the committed template's own setup cell
+    pd.testing.assert_frame_equal(namespace["transactions"], training_data.assignment_data())
+    namespace = {}
+    exec(setup_cell(A2), namespace)  # noqa: S102
+    train, test = model_development.assignment_data()
+    pd.testing.assert_frame_equal(namespace["train"], train)
+    pd.testing.assert_frame_equal(namespace["test"], test)
 
 
-@pytest.mark.parametrize("topic", sorted(SOLUTIONS))
-def test_reference_solution_scores_full_marks(tmp_path, topic):
-    result = grade_notebook(_copy_assignment(tmp_path, topic, solved=True))
+def test_boundary_rows_sit_exactly_on_every_edge():
+    tx = training_data.assignment_data().set_index("transaction_id")
+    assert tx.loc[9_000_000_001, "tx_datetime"] == training_data.CUTOFF
+    assert tx.loc[9_000_000_002, "tx_datetime"] == training_data.TEST_END
+    assert tx.loc[9_000_000_005, "label_available_at"] == training_data.CUTOFF
+    gap = pd.Timedelta(days=training_data.GAP_DAYS["chip"])
+    assert tx.loc[9_000_000_004, "tx_datetime"] == training_data.CUTOFF - gap
+
+
+@pytest.mark.parametrize("name", ["a1_template", "a2_template"])
+def test_unsolved_templates_score_zero_with_a_message_per_criterion(graded, name):
+    result = graded(name)
+    assert (result.score, result.mark, result.withheld) == (0, "incomplete", ())
+    assert all("expected" in c.message or "None" in c.message for c in result.criteria)
+
+
+@pytest.mark.parametrize("name", ["a1_solution", "a1_alternative", "a2_alternative"])
+def test_honest_submissions_get_full_marks(graded, name):
+    result = graded(name)
     failed = {c.id: c.message for c in result.criteria if not c.passed}
-    assert result.status == "ok" and not failed, failed
-    assert (
-        result.score
-        == result.max_score
-        == load_rubric(ASSIGNMENTS / f"{topic}_rubric.yml").max_score
-    )
+    assert failed == {} and result.mark == "complete" and result.status == "ok"
+
+
+def test_boundary_mistakes_lose_exactly_the_criteria_they_break(graded):
+    result = graded("a1_boundary_bugs")
+    passed = {c.id: c.passed for c in result.criteria}
+    assert passed == {
+        "stratified_sample": True,
+        "labels_known": False,
+        "test_period": False,
+        "leak_free_train": False,
+        "nightly_feature": True,
+    }
+    messages = " ".join(c.message for c in result.criteria)
+    assert "<=, not <" in messages and "exactly at CUTOFF + 14 days" in messages
+    assert "strictly before" in messages and result.mark == "incomplete"
+
+
+def test_a_search_fitted_on_test_rows_fails_the_window_criterion(graded):
+    result = graded("a2_leaky_search")
+    failed = [c.id for c in result.criteria if not c.passed]
+    assert "search_on_training_rows" in failed
+    assert "time_aware_search" not in failed
+    assert result.score <= 8
+
+
+def test_results_are_valid_json_of_the_schema(graded):
+    from course.grading import validate_result
+
+    for result in GRADED.values():
+        validate_result(json.loads(json.dumps(result.to_dict())))

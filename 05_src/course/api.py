@@ -41,6 +41,12 @@ everywhere in the package.
 
 Reloads never interrupt service: the new version is loaded beside the old one, then one
 reference is swapped; a request in flight finishes with the model it started with.
+
+Bad input is a 4xx naming the field, never a 500: bodies over :data:`MAX_BODY_BYTES` get a
+413 before they are read; the schemas bound every field as the pipeline does (0 < amount <=
+1,000,000, ids fit int64, times from 2000 to one day after the service's clock, at most
+:data:`MAX_LABELS_PER_REQUEST` labels); a 422 echoes at most :data:`MAX_ERRORS_SHOWN` errors
+and a short, JSON-safe part of each input (NaN, Infinity and 1e400 included).
 """
 
 import asyncio
@@ -59,6 +65,7 @@ from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
@@ -70,7 +77,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from threadpoolctl import threadpool_limits
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from production.serving import (
@@ -80,8 +88,11 @@ from production.serving import (
     ServingModel,
     load_serving_model,
 )
+from production.tracking import configure_tracking, get_model_version
 
 __all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_LABELS_PER_REQUEST",
     "Label",
     "LabelBatch",
     "LabelResult",
@@ -97,9 +108,14 @@ DEFAULT_RELOAD_INTERVAL_S = 30.0
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 _ROUTES = {"/predict", "/labels", "/health", "/ready", "/model", "/metrics", "/admin/reload"}
-#: The most labels one POST /labels may carry.
+#: The most labels one POST /labels may carry (~1.2 MB of JSON).
 MAX_LABELS_PER_REQUEST = 10_000
+#: The largest request body accepted (bytes); larger ones get a 413 before being read.
+MAX_BODY_BYTES = 2_000_000
+#: Validation errors echo at most this many errors, and this many characters of each input.
+MAX_ERRORS_SHOWN, MAX_ECHO_CHARS = 20, 200
 _QUIET_ROUTES = {"/health", "/ready", "/metrics"}
+_METHODS = {"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"}
 #: Error answers of the token-protected routes that need a loaded model (OpenAPI docs).
 _SCORING_RESPONSES = {
     401: {"description": "Missing or invalid token"},
@@ -109,14 +125,42 @@ _SCORING_RESPONSES = {
 
 # --------------------------------------------------------------------------- schemas
 
+#: Times accepted: from this day on, up to ``MAX_AHEAD`` after the service's clock (UTC).
+EARLIEST_TIME = dt.datetime(2000, 1, 1)
+MAX_AHEAD = dt.timedelta(days=1)
+#: Amounts accepted, as in the pipeline's schema: 0 < amount <= MAX_AMOUNT.
+MAX_AMOUNT = 1_000_000.0
+_INT64 = 2**63 - 1
+
+
+def _recent_utc(value: dt.datetime) -> dt.datetime:
+    """Return ``value`` as naive UTC, if between EARLIEST_TIME and MAX_AHEAD after now."""
+    latest = dt.datetime.now(dt.UTC).replace(tzinfo=None) + MAX_AHEAD
+    try:
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:  # e.g. year 1 with a positive UTC offset
+        value = dt.datetime.min
+    if not EARLIEST_TIME <= value <= latest:
+        raise ValueError(
+            f"must be between {EARLIEST_TIME:%Y-%m-%d} and {latest:%Y-%m-%dT%H:%M} UTC "
+            f"(at most {MAX_AHEAD.days} day after the service's clock)"
+        )
+    return value
+
+
+#: A point in time: ISO 8601 (naive times are UTC), stored as naive UTC like the database.
+RecentTime = Annotated[dt.datetime, AfterValidator(_recent_utc)]
+#: A non-negative id that fits the database's int64 columns; ``true`` is not an id.
+Id = Annotated[int, Field(ge=0, le=_INT64, strict=True)]
+
 
 class Transaction(BaseModel):
     """One card transaction to score, as the payment system sends it.
 
-    ``merchant_category`` and ``channel`` may hold values the model never saw: the
-    model's one-hot encoder ignores them (all zeros) and the response lists them in
-    ``unknown_categories``. Unknown fields are rejected, so a misspelt field name is a
-    422, not a silently missing feature.
+    ``merchant_category`` and ``channel`` may hold values the model never saw: the model's
+    encoder ignores them and the response lists them in ``unknown_categories``. Unknown
+    fields are rejected, so a misspelt field name is a 422, not a silently missing feature.
     """
 
     model_config = ConfigDict(
@@ -137,23 +181,15 @@ class Transaction(BaseModel):
         },
     )
 
-    transaction_id: int | None = Field(
-        default=None, ge=0, description="Id of the transaction; echoed back, used to de-duplicate."
+    transaction_id: Id | None = Field(default=None, description="Echoed back; de-duplicates.")
+    tx_datetime: RecentTime = Field(description="When the transaction happened.")
+    customer_id: Id = Field(description="The paying customer.")
+    terminal_id: Id = Field(description="The terminal (merchant) paid at.")
+    amount: float = Field(
+        gt=0, le=MAX_AMOUNT, strict=True, allow_inf_nan=False, description="0 < amount <= 1e6."
     )
-    tx_datetime: dt.datetime = Field(
-        description="When the transaction happened (ISO 8601; naive times are UTC)."
-    )
-    customer_id: int = Field(ge=0, description="The paying customer.")
-    terminal_id: int = Field(ge=0, description="The terminal (merchant) paid at.")
-    amount: float = Field(ge=0, allow_inf_nan=False, description="Amount, >= 0.")
     merchant_category: str = Field(min_length=1, max_length=64)
     channel: str = Field(min_length=1, max_length=32)
-
-    @field_validator("tx_datetime")
-    @classmethod
-    def _as_naive_utc(cls, value: dt.datetime) -> dt.datetime:
-        """Store times as naive UTC, like the database."""
-        return _naive_utc(value)
 
 
 class Prediction(BaseModel):
@@ -170,19 +206,11 @@ class Prediction(BaseModel):
     )
 
 
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    """Return ``value`` as naive UTC, like the database (naive values are taken as UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
 class Label(BaseModel):
     """The outcome of one transaction, once known: a chargeback or a confirmation.
 
     The transaction is found by ``terminal_id`` and ``tx_datetime`` (as sent to
-    ``/predict``). ``label_available_at`` is when the label became known; the terminal's
-    fraud features count it only from then on.
+    ``/predict``); the terminal's fraud features count it from ``label_available_at`` on.
     """
 
     model_config = ConfigDict(
@@ -199,15 +227,10 @@ class Label(BaseModel):
         },
     )
 
-    terminal_id: int = Field(ge=0, description="The terminal the transaction was paid at.")
-    tx_datetime: dt.datetime = Field(description="When the transaction happened.")
-    is_fraud: bool = Field(description="true: fraud (chargeback); false: confirmed legitimate.")
-    label_available_at: dt.datetime = Field(description="When the label became known.")
-
-    @field_validator("tx_datetime", "label_available_at")
-    @classmethod
-    def _as_naive_utc(cls, value: dt.datetime) -> dt.datetime:
-        return _naive_utc(value)
+    terminal_id: Id = Field(description="The terminal the transaction was paid at.")
+    tx_datetime: RecentTime = Field(description="When the transaction happened.")
+    is_fraud: bool = Field(strict=True, description="true: fraud; false: confirmed legitimate.")
+    label_available_at: RecentTime = Field(description="When the label became known.")
 
     @model_validator(mode="after")
     def _label_after_transaction(self):
@@ -237,6 +260,61 @@ class LabelResult(BaseModel):
         description="Labels of transactions the service does not hold (never scored here, "
         "or older than its feature windows): nothing to update."
     )
+
+
+def _echo(value):
+    """Return ``value`` if it is short, finite JSON, else a truncated ``repr`` of it."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and len(text) <= MAX_ECHO_CHARS:
+        return value
+    shown = repr(value)
+    return shown if len(shown) <= MAX_ECHO_CHARS else shown[: MAX_ECHO_CHARS - 3] + "..."
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Answer 422 naming each bad field; echo only a short, serializable part of the input."""
+    errors = exc.errors()
+    detail = [
+        {
+            "type": error["type"],
+            "loc": [part if isinstance(part, int) else _echo(str(part)) for part in error["loc"]],
+            "msg": error["msg"][:MAX_ECHO_CHARS],
+            "input": _echo(error.get("input")),
+        }
+        for error in errors[:MAX_ERRORS_SHOWN]
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail, "n_errors": len(errors)})
+
+
+class _BodyLimit:
+    """Pure ASGI middleware: 413 for a body over ``limit`` bytes, before it is read or parsed."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = f"request body larger than {self.limit} bytes"
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await JSONResponse(status_code=413, content={"detail": too_large})(scope, receive, send)
+            return
+        received = 0
+
+        async def counted():  # a chunked body has no Content-Length: count as it arrives
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(status_code=413, detail=too_large)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 # ------------------------------------------------------------------------- settings
@@ -440,38 +518,35 @@ class _RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = {"code": 500}
+        started, status = time.perf_counter(), {"code": 500, "recorded": False}
 
         async def send_and_record(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            elif not message.get("more_body", False):  # counted before the client can see it
+                self._record(scope, status, time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            elapsed = time.perf_counter() - started
-            path = scope["path"]
-            route = path if path in _ROUTES else "other"
-            metrics = self.state.metrics
-            metrics.requests.labels(route, scope["method"], str(status["code"])).inc()
-            metrics.latency.labels(route).observe(elapsed)
-            level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
-            logger = self.state.logger
-            if logger.isEnabledFor(level):
-                client = scope.get("client")
-                logger.log(
-                    level,
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status["code"],
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "client": client[0] if client else None,
-                    },
-                )
+            if not status["recorded"]:  # no response was sent
+                self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope, status: dict, elapsed: float) -> None:
+        """Count the request, observe its latency and log one line."""
+        status["recorded"] = True
+        route = scope["path"] if scope["path"] in _ROUTES else "other"
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        metrics, logger = self.state.metrics, self.state.logger
+        metrics.requests.labels(route, method, str(status["code"])).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
+        if logger.isEnabledFor(level):
+            client = scope.get("client")
+            extra = {"method": method, "route": route, "status": status["code"]}
+            extra.update(duration_ms=round(elapsed * 1000, 3), client=client[0] if client else None)
+            logger.log(level, "request", extra=extra)
 
 
 # ---------------------------------------------------------------------- model loads
@@ -484,8 +559,6 @@ async def _load(state: _State) -> ServingModel:
 
 def _alias_version(name: str, alias: str) -> str:
     """Point MLflow at the configured store, then read the version ``alias`` points at."""
-    from production.tracking import configure_tracking, get_model_version
-
     configure_tracking()
     return get_model_version(name, alias)
 
@@ -523,8 +596,6 @@ async def _reload_loop(state: _State) -> None:
 
 def _limit_threads() -> None:
     """One OpenMP/BLAS thread: a one-row prediction with a thread team costs 10x more."""
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(1)
 
 
@@ -666,7 +737,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.serving = state
-    app.add_middleware(_RequestMetrics, state=state)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(_RequestMetrics, state=state)  # outermost: counts the 413s too
     bearer = HTTPBearer(auto_error=False)
 
     async def authorize(
@@ -719,9 +792,8 @@ def create_app(
             "model_version": served.version,
             "threshold": served.threshold,
             "features": list(served.feature_names),
-            "fast_path": served.fast_path,
-            "compiled_trees": served.compiled_trees,
-            "fast_path_reason": served.fast_path_reason,
+            "backend": served.backend,
+            "fallback_reason": served.fallback_reason,
             "loaded_at": served.loaded_at.isoformat(),
             "history_rows": state.store.n_rows if state.store else 0,
         }
@@ -730,10 +802,7 @@ def create_app(
     async def reload() -> dict:
         """Check the alias now; load and swap in its version if it moved."""
         changed = await _check_alias(state)
-        served = state.model
-        if served is None:
-            raise HTTPException(status_code=503, detail=f"not ready: {state.not_ready_reason}")
-        return {"reloaded": changed, "model_version": served.version}
+        return {"reloaded": changed, "model_version": current_model().version}
 
     @app.post(
         "/predict",
@@ -747,12 +816,14 @@ def create_app(
         served = current_model()
         features_store = state.store
         tx = transaction.model_dump()
-        record = features_store.lookup(tx)
-        unknown = served.unknown_categories(record)
-        try:
+        try:  # e.g. handle_unknown="error" in the model's encoder
+            record = features_store.lookup(tx)
             score = float(served.score_records([record])[0])
-        except ValueError as err:  # e.g. handle_unknown="error" in the model's encoder
-            raise HTTPException(status_code=422, detail=str(err)) from None
+        except (ValueError, ArithmeticError) as err:
+            raise HTTPException(status_code=422, detail=f"cannot score: {err}"[:500]) from None
+        if not 0.0 <= score <= 1.0:  # NaN included: never answer with a non-JSON number
+            raise HTTPException(status_code=422, detail="the model gave no score in [0, 1]")
+        unknown = served.unknown_categories(record)
         features_store.record(tx)
         decision = DECISIONS[1] if score >= served.threshold else DECISIONS[0]
         metrics = state.metrics

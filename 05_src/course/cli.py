@@ -11,26 +11,25 @@ import argparse
 import sys
 import time
 
+from course.demo import run_demo
+from production.config import RANDOM_STATE, get_settings, mask_url
+from production.db import check_connection
+from production.tracking import configure_tracking
+
 __all__ = ["main"]
 
 
 def _check() -> int:
-    from production.config import get_settings
-    from production.db import check_connection
-    from production.tracking import configure_tracking
-
     settings = get_settings()
     print("Configuration (value, from where):")
     for name, (value, source) in settings.describe().items():
         print(f"  {name:<24} {value}  [{source}]")
     print(f"Database:  {check_connection()}")
-    print(f"Tracking:  {configure_tracking()} answers")
+    print(f"Tracking:  {mask_url(configure_tracking())} answers")
     return 0
 
 
 def _demo(args) -> int:
-    from course.demo import run_demo
-
     started = time.perf_counter()
     summary = run_demo(random_state=args.random_state, n_days=args.days)
     print()
@@ -54,8 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     int
         The exit code.
     """
-    from production.config import RANDOM_STATE
-
     parser = argparse.ArgumentParser(prog="production", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="show the configuration and check the database and MLflow")

@@ -1,0 +1,264 @@
+"""The online feature store: a customer's and a terminal's recent history, in memory.
+
+:class:`OnlineFeatureStore` gives one new transaction, in microseconds, the feature values
+:func:`production.features.compute_model_features` gives it offline on the same history.
+The scoring service (:mod:`course.api`) looks features up here, scores, then records the
+transaction; delayed labels are attached when they arrive.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from production._validation import (
+    Interval,
+    InvalidParameterError,
+    TableName,
+    as_timestamp,
+    check_frame,
+    validate_params,
+)
+from production.db import get_engine, read_sql, table_exists
+from production.features import CATEGORICAL_FEATURES, CUSTOMER_WINDOWS, TERMINAL_WINDOWS
+
+__all__ = ["OnlineFeatureStore", "read_transactions"]
+
+_DAY_NS = 86_400 * 10**9
+
+
+def _sql_time(value: pd.Timestamp) -> str:
+    """Format a timestamp as text that SQLite (text order) and PostgreSQL both compare."""
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@validate_params(table=TableName())
+def read_transactions(start, end, *, table="transactions", engine=None) -> pd.DataFrame:
+    """Read the transactions with ``start <= tx_datetime < end`` (naive UTC), in time order.
+
+    ``engine`` defaults to :func:`production.db.get_engine`; ValueError if ``table`` is missing.
+    """
+    start = as_timestamp(start, "start", "read_transactions")
+    end = as_timestamp(end, "end", "read_transactions")
+    engine = engine or get_engine()
+    if not table_exists(table, engine=engine):
+        raise ValueError(f"read_transactions: table {table!r} not found; load transactions first")
+    frame = read_sql(
+        f"select * from {table} where tx_datetime >= :start and tx_datetime < :end "
+        "order by tx_datetime, transaction_id",
+        params={"start": _sql_time(start), "end": _sql_time(end)},
+        engine=engine,
+    )
+    for column in ("tx_datetime", "label_available_at"):
+        frame[column] = pd.to_datetime(frame[column], format="mixed").astype("datetime64[ns]")
+    return frame
+
+
+def _mean(values: list) -> float:
+    """Return the mean of a window, overflow-safe (two amounts of 1e308 have mean 1e308)."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:
+        return math.fsum(v / len(values) for v in values)
+
+
+def _ns(value, where: str) -> tuple[pd.Timestamp, int]:
+    """Return ``tx_datetime`` as a Timestamp and nanoseconds since 1970, else raise."""
+    when = as_timestamp(value, "tx_datetime", where)
+    try:
+        return when, when.as_unit("ns").value
+    except (OverflowError, ValueError):  # nanoseconds since 1970 span 1677-2262
+        raise InvalidParameterError(
+            f"{where}: tx_datetime must be between 1677 and 2262. Got {value!r} instead."
+        ) from None
+
+
+class OnlineFeatureStore:
+    """Recent history per customer and terminal, in memory: online features in microseconds.
+
+    :meth:`lookup` gives one new transaction the values ``compute_model_features`` gives it
+    offline on the same history: two binary searches per window on each customer's sorted
+    times and amounts and each terminal's sorted times and labels. History older than the
+    longest window before the latest recorded time is dropped. A transaction dated more than
+    ``max_ahead_days`` after the wall clock is not recorded: one far-future row cannot move
+    the store's clock and empty it.
+    """
+
+    @validate_params(max_ahead_days=Interval(float, 0, None))
+    def __init__(
+        self,
+        customer_windows=CUSTOMER_WINDOWS,
+        terminal_windows=TERMINAL_WINDOWS,
+        *,
+        max_ahead_days: float = 1.0,
+    ):
+        self.customer_windows = tuple(int(w) for w in customer_windows)
+        self.terminal_windows = tuple(int(w) for w in terminal_windows)
+        self.max_ahead_days = max_ahead_days
+        self._horizon_ns = (max(self.customer_windows + self.terminal_windows) + 1) * _DAY_NS
+        # customer_id -> ([times], [amounts]); terminal_id -> ([times], [label_ns * 2 + fraud])
+        self._customers: dict[int, tuple[list, list]] = {}
+        self._terminals: dict[int, tuple[list, list]] = {}
+        self._seen: dict[int, int] = {}  # transaction_id -> time, to ignore retries
+        self._clock_ns, self._n_since_prune, self._lock = None, 0, threading.Lock()
+
+    @property
+    def n_rows(self) -> int:
+        """Number of transactions held."""
+        return sum(len(times) for times, _ in self._customers.values())
+
+    @property
+    def latest_allowed_ns(self) -> int:
+        """Latest time (ns since 1970) a transaction may have to be recorded: now + max ahead."""
+        return time.time_ns() + int(self.max_ahead_days * _DAY_NS)
+
+    @classmethod
+    @validate_params(table=TableName())
+    def from_database(cls, *, table="transactions", engine=None, **kwargs):
+        """Build a store holding the last ``max(windows) + 1`` days of ``table`` (may be empty)."""
+        store, engine = cls(**kwargs), engine or get_engine()
+        if not table_exists(table, engine=engine):
+            return store
+        limit = _sql_time(pd.Timestamp(store.latest_allowed_ns, unit="ns"))
+        query = f"select max(tx_datetime) as latest from {table} where tx_datetime <= :limit"
+        latest = read_sql(query, params={"limit": limit}, engine=engine)["latest"].iloc[0]
+        if latest is not None and not pd.isna(latest):
+            end = pd.Timestamp(latest) + pd.Timedelta(seconds=1)
+            days = max(store.customer_windows + store.terminal_windows) + 1
+            start = end - pd.Timedelta(days=days)
+            store.add_history(read_transactions(start, end, table=table, engine=engine))
+        return store
+
+    def add_history(self, transactions: pd.DataFrame) -> int:
+        """Add past transactions (labels too, if ``is_fraud``/``label_available_at``); count them.
+
+        Needs ``tx_datetime``, ``customer_id``, ``terminal_id``, ``amount``; repeated
+        ``transaction_id`` values and far-future rows are skipped.
+        """
+        required = ["tx_datetime", "customer_id", "terminal_id", "amount"]
+        check_frame(transactions, "OnlineFeatureStore.add_history", columns=required)
+        n, frame = len(transactions), transactions
+        times = pd.to_datetime(frame["tx_datetime"]).to_numpy("datetime64[ns]").astype("int64")
+        labels = [-1] * n
+        if {"is_fraud", "label_available_at"} <= set(frame.columns):
+            label_at = pd.to_datetime(frame["label_available_at"]).to_numpy("datetime64[ns]")
+            known = ~np.isnat(label_at) & frame["is_fraud"].notna().to_numpy()
+            packed = label_at.astype("int64") * 2 + (frame["is_fraud"].fillna(0).to_numpy() == 1)
+            labels = np.where(known, packed, -1).tolist()
+        ids = frame.get("transaction_id", pd.Series([None] * n)).tolist()
+        rows = zip(
+            ids,
+            times.tolist(),
+            frame["customer_id"].tolist(),
+            frame["terminal_id"].tolist(),
+            frame["amount"].astype(float).tolist(),
+            labels,
+            strict=True,
+        )
+        with self._lock:
+            added = sum(self._insert(*row) for row in rows)
+            self._prune()
+        return added
+
+    def _insert(self, transaction_id, t, customer, terminal, amount, label: int) -> int:
+        """Insert one transaction in time order; 0 if its id was seen or it is far ahead."""
+        repeated = transaction_id is not None and int(transaction_id) in self._seen
+        if repeated or t > self.latest_allowed_ns:
+            return 0
+        if transaction_id is not None:
+            self._seen[int(transaction_id)] = t
+        for index, key, value in (
+            (self._customers, customer, amount),
+            (self._terminals, terminal, label),
+        ):
+            times, values = index.setdefault(int(key), ([], []))
+            at = bisect.bisect_right(times, t)
+            times.insert(at, t)
+            values.insert(at, value)
+        self._clock_ns = t if self._clock_ns is None else max(self._clock_ns, t)
+        self._n_since_prune += 1
+        return 1
+
+    def _prune(self) -> None:
+        """Drop history older than the longest window before the clock."""
+        self._n_since_prune, cutoff = 0, (self._clock_ns or 0) - self._horizon_ns
+        for index in (self._customers, self._terminals):
+            for key in list(index):
+                times, values = index[key]
+                cut = bisect.bisect_left(times, cutoff)
+                del times[:cut], values[:cut]
+                if not times:
+                    del index[key]
+        self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}
+
+    def lookup(self, transaction: Mapping) -> dict:
+        """Return the model's input columns for one transaction, not yet recorded.
+
+        ``transaction``: ``tx_datetime`` (naive UTC, 1677-2262 else InvalidParameterError),
+        ``customer_id``, ``terminal_id``, ``amount``, ``merchant_category``, ``channel``.
+        An empty window's mean or rate is NaN.
+        """
+        when, t = _ns(transaction["tx_datetime"], "OnlineFeatureStore.lookup")
+        features = {
+            "amount": float(transaction["amount"]),
+            "tx_hour": float(when.hour),
+            "tx_weekday": float(when.weekday()),
+        }
+        with self._lock:
+            times, amounts = self._customers.get(int(transaction["customer_id"]), ([], []))
+            hi = bisect.bisect_left(times, t)
+            for w in self.customer_windows:
+                lo = bisect.bisect_left(times, t - w * _DAY_NS, 0, hi)
+                features[f"customer_tx_count_{w}d"] = hi - lo
+                features[f"customer_amount_mean_{w}d"] = (
+                    _mean(amounts[lo:hi]) if hi > lo else np.nan
+                )
+            times, labels = self._terminals.get(int(transaction["terminal_id"]), ([], []))
+            hi = bisect.bisect_left(times, t)
+            for w in self.terminal_windows:
+                lo = bisect.bisect_left(times, t - w * _DAY_NS, 0, hi)
+                known = [label & 1 for label in labels[lo:hi] if 0 <= label >> 1 <= t]
+                features[f"terminal_tx_count_{w}d"] = hi - lo
+                features[f"terminal_fraud_count_{w}d"] = sum(known)
+                features[f"terminal_fraud_rate_{w}d"] = np.mean(known) if known else np.nan
+        return {**features, **{c: transaction[c] for c in CATEGORICAL_FEATURES}}
+
+    def record(self, transaction: Mapping) -> bool:
+        """Add a scored transaction, label unknown; False for a retried id or a far-future date."""
+        t = _ns(transaction["tx_datetime"], "OnlineFeatureStore.record")[1]
+        with self._lock:
+            added = self._insert(
+                transaction.get("transaction_id"),
+                t,
+                transaction["customer_id"],
+                transaction["terminal_id"],
+                float(transaction["amount"]),
+                -1,
+            )
+            if self._n_since_prune >= 10_000:
+                self._prune()
+        return bool(added)
+
+    def add_labels(self, labels: pd.DataFrame) -> int:
+        """Attach labels to transactions held (found by ``terminal_id``, ``tx_datetime``); count.
+
+        ``labels`` also has ``is_fraud`` and ``label_available_at``.
+        """
+        required = ["terminal_id", "tx_datetime", "is_fraud", "label_available_at"]
+        check_frame(labels, "OnlineFeatureStore.add_labels", name="labels", columns=required)
+        attached = 0
+        with self._lock:
+            for terminal, when, fraud, label_at in labels[required].itertuples(index=False):
+                times, values = self._terminals.get(int(terminal), ([], []))
+                t = pd.Timestamp(when).value
+                at = bisect.bisect_left(times, t)
+                if not (pd.isna(label_at) or pd.isna(fraud)) and at < len(times) and times[at] == t:
+                    values[at] = pd.Timestamp(label_at).value * 2 + (int(fraud) == 1)
+                    attached += 1
+        return attached

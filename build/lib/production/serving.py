@@ -1,0 +1,567 @@
+"""Serve the champion: ONNX Runtime scoring, online features, batch scoring, the drift job.
+
+:func:`register_for_serving` converts a pipeline to ONNX (:func:`convert_to_onnx`), checks
+it (:func:`check_onnx`) and logs it beside the sklearn model; :class:`ServingModel` scores
+through ONNX Runtime, or through scikit-learn with the reason. :class:`OnlineFeatureStore`
+computes online what ``compute_model_features`` computes offline. :func:`score_day` and
+:func:`run_drift_check` are thin jobs. The API lives in :mod:`course.api`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
+
+from production import tracking
+from production._validation import (
+    Instance,
+    Interval,
+    TableName,
+    as_day,
+    as_timestamp,
+    check_frame,
+    check_param,
+    validate_params,
+)
+from production.config import RANDOM_STATE
+from production.db import get_engine, read_sql, table_exists, write_table
+from production.feature_store import OnlineFeatureStore, read_transactions
+from production.features import (
+    CATEGORICAL_FEATURES,
+    CUSTOMER_WINDOWS,
+    FEATURE_COLUMNS,
+    TERMINAL_WINDOWS,
+    compute_model_features,
+)
+from production.monitoring import drift_report, plot_drift_report
+
+__all__ = [
+    "MODEL_NAME",
+    "DECISIONS",
+    "MAX_ONNX_DIFFERENCE",
+    "convert_to_onnx",
+    "probe_rows",
+    "check_onnx",
+    "register_for_serving",
+    "ServingModel",
+    "resolve_threshold",
+    "load_serving_model",
+    "OnlineFeatureStore",  # from production.feature_store, where it lives
+    "load_features",
+    "build_predictions",
+    "BatchScoringResult",
+    "score_day",
+    "DriftCheck",
+    "run_drift_check",
+]
+
+LOGGER = logging.getLogger(__name__)
+#: Registered model served by default (the one ``production demo`` registers).
+MODEL_NAME = "fraud-demo"
+#: Decisions, for a score below and at-or-above the threshold.
+DECISIONS = ("approve", "block")
+#: An ONNX graph whose scores differ more than this from ``predict_proba`` is not served.
+MAX_ONNX_DIFFERENCE = 1e-5
+#: What ONNX Runtime is fed for a missing category (its imputer then fills it as sklearn's).
+MISSING_CATEGORY = "__missing__"
+_SQL_TIME = "%Y-%m-%d %H:%M:%S"  # text that SQLite (text order) and PostgreSQL both compare
+
+# ---------------------------------------------------------------------------------- ONNX
+# skl2onnx and onnx take seconds to import and are only needed when a model is registered:
+# they are imported inside the functions that convert.
+
+
+def _convert_hist_gradient_boosting(scope, operator, container):
+    """Run skl2onnx 1.20's converter, writing the bools it passes (onnx >= 1.18 refuses) as ints."""
+    from skl2onnx.operator_converters.random_forest import convert_sklearn_random_forest_classifier
+
+    add_node = container.add_node
+
+    def add_node_with_ints(*args, **attrs):
+        for key, value in attrs.items():
+            if isinstance(value, list):
+                attrs[key] = [int(v) if isinstance(v, bool) else v for v in value]
+        return add_node(*args, **attrs)
+
+    container.add_node = add_node_with_ints  # for this operator only
+    try:
+        convert_sklearn_random_forest_classifier(scope, operator, container)
+    finally:
+        container.add_node = add_node
+
+
+def _convert_imputer(scope, operator, container):
+    """Run skl2onnx's SimpleImputer converter, or Where(IsNaN) for float64 (Imputer: float32)."""
+    from skl2onnx.algebra.onnx_ops import OnnxConcat, OnnxIsNaN, OnnxWhere
+    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+
+    if not isinstance(operator.inputs[0].type, DoubleTensorType):
+        return convert_sklearn_imputer(scope, operator, container)
+    version, x = container.target_opset, operator.inputs
+    x = OnnxConcat(*x, axis=1, op_version=version) if len(x) > 1 else x[0]
+    fill = operator.raw_operator.statistics_.astype(np.float64).reshape(1, -1)
+    where = OnnxWhere(OnnxIsNaN(x, op_version=version), fill, x, op_version=version,
+                      output_names=[operator.outputs[0].full_name])  # fmt: skip
+    where.add_to(scope, container)
+
+
+def _convertible_copy(pipeline):
+    """Copy the pipeline so skl2onnx converts it (string sentinel, no passthrough)."""
+    clone = copy.deepcopy(pipeline)
+    for _, transformer, _ in getattr(clone[0], "transformers_", []):
+        for step_name, step in transformer.steps if isinstance(transformer, Pipeline) else []:
+            if step is None or isinstance(step, str):  # "passthrough" has no converter
+                transformer.set_params(**{step_name: FunctionTransformer()})
+            elif isinstance(step, SimpleImputer) and step.statistics_.dtype.kind in "OUS":
+                step.set_params(missing_values=MISSING_CATEGORY)  # NaN is refused for text
+            elif isinstance(step, OneHotEncoder) and step.handle_unknown == "infrequent_if_exist":
+                if all(c is None for c in step.infrequent_categories_):  # none: the same
+                    step.set_params(handle_unknown="ignore")
+    return clone
+
+
+def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
+    """Convert a fitted ``Pipeline([("preprocess", ColumnTransformer), ("model", clf)])``.
+
+    One input per column of ``X_sample``: float64, or string for a non-numeric column (feed
+    a missing category as ``"__missing__"``). The preprocessing runs in float64 as in
+    scikit-learn; for a tree model its output is cast to float32 (ONNX Runtime's trees take
+    float32). Outputs: label, probabilities. skl2onnx raises for a step it cannot convert.
+    Returns the serialized ONNX model.
+    """
+    from onnx import TensorProto, compose, helper
+    from skl2onnx import to_onnx, update_registered_converter
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes as shape
+    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+
+    check_frame(X_sample, "convert_to_onnx", name="X_sample", columns=pipeline.feature_names_in_)
+    update_registered_converter(
+        SimpleImputer,
+        "SklearnSimpleImputer",
+        calculate_sklearn_imputer_output_shapes,
+        _convert_imputer,
+    )
+    update_registered_converter(
+        HistGradientBoostingClassifier,
+        "SklearnHistGradientBoostingClassifier",
+        shape,
+        _convert_hist_gradient_boosting,
+        options={"zipmap": [True, False], "nocl": [True, False], "raw_scores": [True, False]},
+    )
+    clone, opsets = _convertible_copy(pipeline), {"": 17, "ai.onnx.ml": 3}
+    numeric = pd.api.types.is_numeric_dtype
+    inputs = [(str(c), (DoubleTensorType if numeric(X_sample[c]) else StringTensorType)([None, 1]))
+              for c in pipeline.feature_names_in_]  # fmt: skip
+    steps = to_onnx(clone[0], initial_types=inputs, target_opset=opsets)
+    width, options = len(clone[0].get_feature_names_out()), {id(clone[-1]): {"zipmap": False}}
+    model = to_onnx(clone[-1], initial_types=[("X", DoubleTensorType([None, width]))],
+                    options=options, target_opset=opsets)  # fmt: skip
+    output = steps.graph.output[0].name
+    if any(node.op_type == "TreeEnsembleClassifier" for node in model.graph.node):
+        model = to_onnx(clone[-1], initial_types=[("X", FloatTensorType([None, width]))],
+                        options=options, target_opset=opsets)  # fmt: skip
+        steps.graph.node.append(helper.make_node("Cast", [output], ["X32"], to=TensorProto.FLOAT))
+        steps.graph.output.pop()
+        steps.graph.output.append(helper.make_tensor_value_info("X32", TensorProto.FLOAT, None))
+        output = "X32"
+    for graph in (steps, model):  # each converter declares its own versions; ONNX wants one
+        graph.ClearField("opset_import")
+        graph.opset_import.extend(helper.make_opsetid(*item) for item in opsets.items())
+    merged = compose.merge_models(steps, model, io_map=[(output, "X")], prefix2="model_")
+    return merged.SerializeToString()
+
+
+def _session(onnx_model: bytes) -> ort.InferenceSession:
+    """Open an ONNX Runtime session on one thread (two workers on two cores)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+
+
+def _run(session: ort.InferenceSession, columns: Mapping) -> np.ndarray:
+    """Score ``{column: values}``: float64 numbers, text with a sentinel for missing."""
+    feed = {}
+    for node in session.get_inputs():
+        values = columns[node.name]
+        if node.type == "tensor(string)":
+            text = [MISSING_CATEGORY if pd.isna(v) else str(v) for v in values]
+            feed[node.name] = np.array(text, dtype=object).reshape(-1, 1)
+        elif isinstance(values, pd.Series):
+            feed[node.name] = values.to_numpy(np.float64, na_value=np.nan).reshape(-1, 1)
+        else:
+            feed[node.name] = np.asarray(values, np.float64).reshape(-1, 1)
+    return session.run(None, feed)[-1][:, 1].astype(np.float64)  # outputs: label, probabilities
+
+
+def _known_categories(pipeline) -> dict:
+    """Map each encoded input column to the categories its encoder was fitted with."""
+    known = {}
+    for _, transformer, columns in getattr(pipeline[0], "transformers_", []):
+        for _, step in transformer.steps if isinstance(transformer, Pipeline) else []:
+            if isinstance(step, OneHotEncoder | OrdinalEncoder) and isinstance(columns, list):
+                for column, categories in zip(columns, step.categories_, strict=True):
+                    known[str(column)] = frozenset(c for c in categories if not pd.isna(c))
+    return known
+
+
+@validate_params(n_rows=Interval(int, 1, None))
+def probe_rows(pipeline, X=None, *, n_rows: int = 200, random_state=RANDOM_STATE) -> pd.DataFrame:
+    """Draw rows to compare two scorers on: typical values, extreme ones in a cell of four.
+
+    Typical values come from ``X`` (default: the encoders' categories and a grid); extreme
+    ones are 0, -1, 1e6, 1e9, NaN, an unseen category or None.
+    """
+    rng, known, columns = np.random.default_rng(random_state), _known_categories(pipeline), {}
+    for name in (str(c) for c in pipeline.feature_names_in_):
+        if name in known:
+            typical = np.array(sorted(known[name], key=str) or ["?"], dtype=object)
+            extreme = np.array(["__unseen_category__", None], dtype=object)
+        else:
+            typical = np.array([0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 100.0, 1000.0])
+            extreme = np.array([0.0, -1.0, 1e6, 1e9, np.nan])
+        if X is not None and len(X):
+            typical = X[name].to_numpy()
+        values = rng.choice(typical, n_rows).astype(extreme.dtype)
+        outliers = rng.random(n_rows) < 0.25
+        values[outliers] = rng.choice(extreme, int(outliers.sum()))
+        columns[name] = values
+    return pd.DataFrame(columns)
+
+
+def _max_difference(session, pipeline, X: pd.DataFrame) -> float:
+    """Return ``max |ONNX score - predict_proba score|`` over ``X`` (inf if a score is NaN)."""
+    expected = pipeline.predict_proba(X[list(pipeline.feature_names_in_)])[:, 1]
+    difference = np.abs(_run(session, X) - expected)
+    return math.inf if np.isnan(difference).any() else float(difference.max(initial=0.0))
+
+
+def check_onnx(onnx_model: bytes, pipeline, X_probe: pd.DataFrame) -> float:
+    """Return the largest ``|ONNX score - predict_proba score|`` over the rows of ``X_probe``.
+
+    ``onnx_model`` comes from :func:`convert_to_onnx` of the fitted ``pipeline``; include
+    extreme rows in ``X_probe`` (:func:`probe_rows`). ``inf`` if a score is NaN.
+    """
+    check_frame(X_probe, "check_onnx", name="X_probe", columns=pipeline.feature_names_in_)
+    return _max_difference(_session(onnx_model), pipeline, X_probe)
+
+
+@validate_params(run_id=Instance(str), n_rows=Interval(int, 1, None))
+def register_for_serving(pipeline, X_sample, *, run_id: str, n_rows=10_000,
+                         random_state=RANDOM_STATE) -> dict:  # fmt: skip
+    """Convert and check a pipeline's ONNX graph; log it beside run ``run_id``'s sklearn model.
+
+    The graph is logged (``onnx/model.onnx``) only if it equals ``predict_proba`` within
+    :data:`MAX_ONNX_DIFFERENCE` on ``n_rows`` rows drawn from ``X_sample`` with extremes
+    (:func:`probe_rows`); otherwise the reason is logged as a warning and the version is
+    served by scikit-learn: never an error. Returns ``{"backend": "onnx" | "sklearn",
+    "max_difference": float or None, "reason": str or None}``.
+    """
+    try:
+        onnx_model = convert_to_onnx(pipeline, X_sample)
+        probes = probe_rows(pipeline, X_sample, n_rows=n_rows, random_state=random_state)
+        difference = check_onnx(onnx_model, pipeline, probes)
+        reason = None if difference <= MAX_ONNX_DIFFERENCE else f"scores differ by {difference:.2g}"
+    except Exception as err:  # any failure means: serve with scikit-learn, reason recorded
+        difference, reason = None, f"ONNX conversion failed: {type(err).__name__}: {err}"[:500]
+    if reason is None:
+        tracking.log_onnx_model(onnx_model, run_id=run_id, name="onnx")
+    else:
+        LOGGER.warning("run %s will be served by scikit-learn: %s", run_id, reason)
+    return {"backend": "sklearn" if reason else "onnx", "max_difference": difference,
+            "reason": reason}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class ServingModel:
+    """A model version ready to score: ONNX Runtime when its graph checks equal, else sklearn.
+
+    ``pipeline`` is a classifier fitted on a DataFrame; ``name``, ``version`` and ``alias``
+    are reported with every score; ``threshold`` as :func:`resolve_threshold`. ``onnx_model``
+    (bytes) is served only if it runs and equals the pipeline within
+    :data:`MAX_ONNX_DIFFERENCE` on :func:`probe_rows`. ``backend`` ("onnx" or "sklearn")
+    says what scores, ``fallback_reason`` why it is scikit-learn.
+    """
+
+    def __init__(self, pipeline, *, name="unregistered", version="0", alias=None,
+                 threshold=None, onnx_model: bytes | None = None):  # fmt: skip
+        if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "feature_names_in_"):
+            raise TypeError(
+                "ServingModel: pipeline must be a classifier fitted on a DataFrame "
+                f"(predict_proba, feature_names_in_). Got {type(pipeline).__name__} instead."
+            )
+        self.pipeline, self.name, self.version = pipeline, str(name), str(version)
+        self.alias, self.threshold = alias, resolve_threshold(threshold)
+        self.feature_names = tuple(str(c) for c in pipeline.feature_names_in_)
+        self.known_categories = _known_categories(pipeline)
+        self.loaded_at = dt.datetime.now(dt.UTC)
+        self.backend, self.fallback_reason = "sklearn", "no ONNX model logged with this version"
+        self._session = None
+        if onnx_model is not None:
+            try:
+                session = _session(onnx_model)
+                difference = _max_difference(session, pipeline, probe_rows(pipeline))
+            except Exception as err:  # any failure means: serve with scikit-learn, reason kept
+                self.fallback_reason = f"ONNX model rejected: {type(err).__name__}: {err}"[:500]
+                return
+            if difference > MAX_ONNX_DIFFERENCE:
+                self.fallback_reason = f"ONNX scores differ by {difference:.2g} on probe rows"
+                return
+            self.backend, self.fallback_reason, self._session = "onnx", None, session
+
+    def score_frame(self, X: pd.DataFrame) -> np.ndarray:
+        """Return the fraud score of every row of ``X`` (its feature columns, else raise)."""
+        check_frame(X, "ServingModel.score_frame", name="X", columns=self.feature_names)
+        if len(X) == 0:
+            return np.empty(0)
+        if self._session is None:
+            return self.pipeline.predict_proba(X[list(self.feature_names)])[:, 1]
+        return _run(self._session, X)
+
+    def score_records(self, records: list[Mapping]) -> np.ndarray:
+        """Return the scores of a few records (dicts of features): the online path."""
+        for record in records:
+            missing = [c for c in self.feature_names if c not in record]
+            if missing:
+                raise ValueError(f"score_records: feature column(s) {missing} missing")
+        if self._session is None:
+            frame = pd.DataFrame.from_records(records, columns=list(self.feature_names))
+            return self.pipeline.predict_proba(frame)[:, 1]
+        return _run(self._session, {c: [r[c] for r in records] for c in self.feature_names})
+
+    def unknown_categories(self, record: Mapping) -> list[str]:
+        """Name the columns of ``record`` holding a category the encoders never saw."""
+        known = self.known_categories.items()
+        return [c for c, seen in known if not pd.isna(record.get(c)) and record[c] not in seen]
+
+    def decide(self, scores) -> np.ndarray:
+        """Return ``"block"`` where a score reaches the threshold, else ``"approve"``."""
+        return np.where(np.asarray(scores) >= self.threshold, DECISIONS[1], DECISIONS[0])
+
+
+def resolve_threshold(threshold: float | None = None) -> float:
+    """Return ``threshold``, else the ``DECISION_THRESHOLD`` environment variable, else 0.5.
+
+    Raises InvalidParameterError, naming where the value came from, unless it is in [0, 1].
+    """
+    source, text = "threshold", os.environ.get("DECISION_THRESHOLD", "").strip()
+    if threshold is None and text:
+        source, threshold = "DECISION_THRESHOLD", text
+        try:
+            threshold = float(text)
+        except ValueError:
+            pass
+    threshold = 0.5 if threshold is None else threshold
+    return float(check_param(threshold, Interval(float, 0, 1), source, "resolve_threshold"))
+
+
+def load_serving_model(name=MODEL_NAME, alias="champion", *, threshold=None) -> ServingModel:
+    """Load the version ``alias`` of registered model ``name`` points at, with its ONNX graph.
+
+    If the alias moves while loading, the load is repeated: the version reported is the one
+    loaded. Raises LookupError if the model or alias does not exist.
+    """
+    tracking.configure_tracking()
+    for _ in range(3):
+        version = tracking.get_model_version(name, alias).version
+        pipeline = tracking.load_model(name, alias)
+        onnx_model = tracking.load_onnx_bytes(name, alias)
+        if tracking.get_model_version(name, alias).version == version:
+            break
+    model = ServingModel(pipeline, name=name, version=version, alias=alias,
+                         threshold=threshold, onnx_model=onnx_model)  # fmt: skip
+    if model.backend != "onnx":
+        LOGGER.warning("%s v%s served by scikit-learn: %s", name, version, model.fallback_reason)
+    return model
+
+
+# ------------------------------------------------------------------------- batch scoring
+
+
+@validate_params(table=TableName())
+def load_features(start, end, *, table: str = "transactions", engine=None) -> pd.DataFrame:
+    """Read the transactions with ``start <= tx_datetime < end`` with their model features.
+
+    Reads the history their windows need too. Returns ``transaction_id``, ``tx_datetime``,
+    ``is_fraud``, ``label_available_at`` and the feature columns, in time order.
+    """
+    start = as_timestamp(start, "start", "load_features")
+    end = as_timestamp(end, "end", "load_features")
+    history = pd.Timedelta(days=max(CUSTOMER_WINDOWS + TERMINAL_WINDOWS))
+    rows = read_transactions(start - history, end, table=table, engine=engine)
+    features = compute_model_features(rows)
+    keep = (rows["tx_datetime"] >= start).to_numpy()
+    ids = rows.loc[keep, ["transaction_id", "tx_datetime", "is_fraud", "label_available_at"]]
+    return pd.concat([ids, features.loc[keep]], axis=1).reset_index(drop=True)
+
+
+def build_predictions(model: ServingModel, features: pd.DataFrame, *, day) -> pd.DataFrame:
+    """Score ``features`` into rows of the ``predictions`` table (pure: no I/O).
+
+    Columns: ``tx_date`` (``day``), ``transaction_id``, ``score``, ``decision``,
+    ``threshold``, ``model_name``, ``model_version``, ``scored_at``.
+    """
+    check_frame(features, "build_predictions", name="features", columns=["transaction_id"])
+    scores = model.score_frame(features)
+    return pd.DataFrame({
+        "tx_date": as_day(day, "day", "build_predictions"),
+        "transaction_id": features["transaction_id"].to_numpy(dtype="int64"),
+        "score": scores, "decision": model.decide(scores), "threshold": model.threshold,
+        "model_name": model.name, "model_version": model.version,
+        "scored_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+    })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BatchScoringResult:
+    """What one :func:`score_day` run did: transactions of the day, skipped, scored, chunks."""
+
+    day: pd.Timestamp
+    model_name: str
+    model_version: str
+    n_transactions: int
+    n_already_scored: int
+    n_scored: int
+    n_chunks: int
+    seconds: float
+
+
+@validate_params(model=Instance(ServingModel, none=True), chunk_size=Interval(int, 1, None),
+                 table=TableName(), predictions_table=TableName())  # fmt: skip
+def score_day(day, *, model=None, model_name=MODEL_NAME, alias="champion", chunk_size=5_000,
+              table="transactions", predictions_table="predictions", engine=None):  # fmt: skip
+    """Score one day of ``table`` into ``predictions_table``, chunk by chunk, resumably.
+
+    ``model`` defaults to :func:`load_serving_model` of ``model_name`` at ``alias``. Skips
+    what this model version already scored that day, then writes each chunk of
+    ``chunk_size`` in one database transaction, upserted on ``(tx_date, transaction_id)``:
+    a crash loses at most the chunk in flight, a re-run finishes the day, a finished day is
+    left as it is, and after the alias moves a run replaces the day's predictions.
+    Returns a :class:`BatchScoringResult`.
+    """
+    started, day = time.perf_counter(), as_day(day, "day", "score_day")
+    engine, model = engine or get_engine(), model or load_serving_model(model_name, alias)
+    next_day = day + pd.Timedelta(days=1)
+    features = load_features(day, next_day, table=table, engine=engine)
+    done = []
+    if table_exists(predictions_table, engine=engine):
+        done = read_sql(
+            f"select transaction_id from {predictions_table} where tx_date >= :day and "
+            "tx_date < :next and model_name = :name and model_version = :version",
+            params={"day": f"{day:{_SQL_TIME}}", "next": f"{next_day:{_SQL_TIME}}",
+                    "name": model.name, "version": model.version},
+            engine=engine,
+        )["transaction_id"]  # fmt: skip
+    todo = features[~features["transaction_id"].isin(done)]
+    for first in range(0, len(todo), chunk_size):
+        rows = build_predictions(model, todo.iloc[first : first + chunk_size], day=day)
+        write_table(rows, predictions_table, mode="upsert", key_cols=["tx_date", "transaction_id"],
+                    engine=engine)  # fmt: skip
+    return BatchScoringResult(
+        day, model.name, model.version, len(features), len(features) - len(todo), len(todo),
+        math.ceil(len(todo) / chunk_size), time.perf_counter() - started,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- monitoring
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """What :func:`run_drift_check` found: the report, whether it is flagged, and where."""
+
+    report: pd.DataFrame
+    flagged: bool
+    drifted_features: list
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    run_id: str | None
+
+
+def _scored_window(model_name, window_end, window_days, table, predictions_table, engine):
+    """Return the window's features with their ``score``, and the window's bounds."""
+    where = f"from {predictions_table} where model_name = :name"
+    if not table_exists(predictions_table, engine=engine):
+        raise ValueError(f"run_drift_check: no table {predictions_table!r}; run score_day first")
+    if window_end is None:
+        query = f"select max(tx_date) as latest {where}"
+        latest = read_sql(query, params={"name": model_name}, engine=engine)["latest"].iloc[0]
+        if latest is None or pd.isna(latest):
+            raise ValueError(f"run_drift_check: no predictions of {model_name!r}; run score_day")
+        window_end = pd.Timestamp(latest) + pd.Timedelta(days=1)
+    end = as_day(window_end, "window_end", "run_drift_check")
+    start = end - pd.Timedelta(days=window_days)
+    scores = read_sql(
+        f"select transaction_id, score {where} and tx_date >= :start and tx_date < :end",
+        params={"name": model_name, "start": f"{start:{_SQL_TIME}}", "end": f"{end:{_SQL_TIME}}"},
+        engine=engine,
+    )
+    if scores.empty:
+        raise ValueError(f"run_drift_check: no predictions of {model_name!r} between "
+                         f"{start:%Y-%m-%d} and {end:%Y-%m-%d} (excluded)")  # fmt: skip
+    features = load_features(start, end, table=table, engine=engine)
+    return features.merge(scores, on="transaction_id"), start, end
+
+
+@validate_params(reference=Instance(pd.DataFrame), window_days=Interval(int, 1, None),
+                 predictions_table=TableName(), reports_table=TableName())  # fmt: skip
+def run_drift_check(reference, *, model_name=MODEL_NAME, window_end=None, window_days=1,
+                    psi_threshold=0.2, p_value_threshold=0.01, experiment="monitoring",
+                    log_to_mlflow=True, table="transactions", predictions_table="predictions",
+                    reports_table="drift_reports", engine=None) -> DriftCheck:  # fmt: skip
+    """Run the monitoring job: drift of the latest scored window against ``reference``.
+
+    The window: ``window_days`` days before ``window_end`` (default: the day after the
+    latest scored day). Calls :func:`production.monitoring.drift_report` with the
+    thresholds on the feature columns and ``score`` of ``reference`` (not ``tx_weekday`` in
+    windows under a week, nor a column empty on one side), replaces the window's report in
+    ``reports_table`` and, if ``log_to_mlflow``, logs a run in ``experiment``.
+    """
+    engine = engine or get_engine()
+    current, start, end = _scored_window(model_name, window_end, window_days, table,
+                                         predictions_table, engine)  # fmt: skip
+    columns = [c for c in (*FEATURE_COLUMNS, "score") if c in reference.columns]
+    columns = [c for c in columns if c != "tx_weekday" or window_days >= 7]
+    columns = [c for c in columns if reference[c].notna().any() and current[c].notna().any()]
+    categorical = [c for c in columns if c in CATEGORICAL_FEATURES]
+    report = drift_report(
+        reference[columns], current[columns], categorical_cols=categorical,
+        numeric_cols=[c for c in columns if c not in categorical],
+        psi_threshold=psi_threshold, p_value_threshold=p_value_threshold,
+    )  # fmt: skip
+    drifted = report.loc[report["drifted"]].sort_values("psi", ascending=False)["feature"]
+    record = report.assign(model_name=model_name, window_start=start, window_end=end,
+                           created_at=pd.Timestamp.now(tz="UTC").tz_localize(None))  # fmt: skip
+    write_table(record, reports_table, mode="replace_partitions", engine=engine,
+                partition_cols=["model_name", "window_start", "window_end"])  # fmt: skip
+    run_id = None
+    if log_to_mlflow:
+        run_id = tracking.log_run(
+            experiment,
+            run_name=f"drift {start:%Y-%m-%d}..{end:%Y-%m-%d}",
+            params={"model_name": model_name, "window_start": f"{start:%Y-%m-%d}",
+                    "window_end": f"{end:%Y-%m-%d}", "psi_threshold": psi_threshold},
+            metrics={"n_drifted": len(drifted), "max_psi": float(report["psi"].max()),
+                     "n_current": len(current), "n_reference": len(reference)},
+            tags={"drift.flagged": str(bool(len(drifted))).lower()},
+            figures={"drift/drift_report.png": plot_drift_report(report)},
+            tables={"drift/drift_report.json": report},
+        )  # fmt: skip
+    return DriftCheck(report, bool(len(drifted)), drifted.tolist(), start, end, run_id)
