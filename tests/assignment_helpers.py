@@ -157,7 +157,8 @@ from sklearn.preprocessing import OneHotEncoder
 pre = ColumnTransformer(
     [("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)], remainder="passthrough"
 )
-pipe = Pipeline([("pre", pre), ("model", HistGradientBoostingClassifier(random_state=RANDOM_STATE))])
+model = HistGradientBoostingClassifier(max_iter=60, random_state=RANDOM_STATE)
+pipe = Pipeline([("pre", pre), ("model", model)])
 grid = {"model__learning_rate": [0.05, 0.1], "model__max_leaf_nodes": [15, 31]}
 search = GridSearchCV(pipe, grid, cv=TimeSeriesSplit(n_splits=3), scoring="average_precision")
 search.fit(train[FEATURES], train["is_fraud"])""",
@@ -207,7 +208,7 @@ from sklearn.preprocessing import OrdinalEncoder
 encode = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
 pipe = make_pipeline(
     make_column_transformer((encode, CATEGORICAL), remainder="passthrough"),
-    HistGradientBoostingClassifier(random_state=RANDOM_STATE),
+    HistGradientBoostingClassifier(max_iter=60, random_state=RANDOM_STATE),
 )
 space = {"histgradientboostingclassifier__learning_rate": loguniform(0.03, 0.3)}
 search = RandomizedSearchCV(pipe, space, n_iter=4, cv=TimeSeriesSplit(n_splits=3),

@@ -195,14 +195,14 @@ def test_detached_children_are_found_and_killed(tmp_path):
     code = (
         "import os, time\n"
         "if os.fork(): os._exit(0)\n"
-        "os.setsid(); time.sleep(3)\n"
+        "os.setsid(); time.sleep(1.5)\n"
         f"open({str(marker)!r}, 'w').write('late')\n"
     )
     env = contain.base_env(home=tmp_path, tmp=tmp_path, pycache=tmp_path / "p")
     env["GRADE_RUN"] = "test-detached"
     done = contain.run_contained([sys.executable, "-c", code], env=env, cwd=tmp_path, timeout=30)
     assert done.returncode == 0
-    time.sleep(4)
+    time.sleep(2.5)
     assert not marker.exists()
 
 

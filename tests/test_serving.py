@@ -318,3 +318,37 @@ def test_nothing_runs_at_import(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-1000:]
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.integration
+def test_resumable_batch_scoring_on_postgres(postgres_url, transactions, model, monkeypatch):
+    import uuid
+
+    import sqlalchemy as sa
+
+    engine = get_engine(postgres_url)
+    suffix = uuid.uuid4().hex[:8]
+    source, target = f"tx_serving_{suffix}", f"predictions_{suffix}"
+    write_table(transactions, source, engine=engine)
+    real_write, calls = serving.write_table, []
+
+    def crash_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("connection lost (simulated)")
+        return real_write(*args, **kwargs)
+
+    jobs = {"model": model, "table": source, "predictions_table": target, "engine": engine}
+    try:
+        monkeypatch.setattr(serving, "write_table", crash_on_second_chunk)
+        with pytest.raises(RuntimeError):
+            score_day(DAY, chunk_size=50, **jobs)
+        monkeypatch.setattr(serving, "write_table", real_write)
+        result = score_day(DAY, chunk_size=50, **jobs)
+        assert result.n_already_scored == 50
+        final = read_table(target, engine=engine)
+        assert len(final) == final["transaction_id"].nunique() == result.n_transactions
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"drop table if exists {source}"))
+            conn.execute(sa.text(f"drop table if exists {target}"))

@@ -128,7 +128,7 @@ print(
 # * **gradient boosting** (`HistGradientBoostingClassifier`).
 #
 # Each model is a `Pipeline` of lab 04's preprocessor (`"preprocess"`) and an estimator
-# (`"model"`): the step names become the parameter names searched in section 3.
+# (`"model"`): the step names become the parameter names searched in section 4.
 
 
 # %%

@@ -123,8 +123,12 @@ print(f"{MODEL} v{version} @champion (run {run_id[:8]})")
 
 # %%
 PREDICTIONS = "lab07_predictions"
-empty = {"tx_date": "datetime64[ns]", "transaction_id": "int64", "score": "float64",
-         "model_version": "str"}  # fmt: skip
+empty = {
+    "tx_date": "datetime64[ns]",
+    "transaction_id": "int64",
+    "score": "float64",
+    "model_version": "str",
+}
 write_table(pd.DataFrame(columns=list(empty)).astype(empty), PREDICTIONS, mode="replace")
 
 
@@ -140,8 +144,14 @@ def score_day_by_hand(day, chunk_size=500, crash_after=None):
     for n, first in enumerate(range(0, len(todo), chunk_size)):
         chunk = todo.iloc[first : first + chunk_size]
         scores = pipeline.predict_proba(chunk[list(FEATURE_COLUMNS)])[:, 1]
-        rows = pd.DataFrame({"tx_date": day, "transaction_id": chunk["transaction_id"],
-                             "score": scores, "model_version": str(version)})  # fmt: skip
+        rows = pd.DataFrame(
+            {
+                "tx_date": day,
+                "transaction_id": chunk["transaction_id"],
+                "score": scores,
+                "model_version": str(version),
+            }
+        )
         write_table(rows, PREDICTIONS, mode="upsert", key_cols=["tx_date", "transaction_id"])
         if crash_after == n:
             raise RuntimeError(f"crash after chunk {n}: {first + len(chunk)} rows committed")
@@ -171,8 +181,13 @@ print(stored)
 # that this version is served by scikit-learn: section 6 adds the ONNX graph.)
 
 # %%
-result = score_day("2026-01-21", model_name=MODEL, table="lab07_transactions",
-                   predictions_table="lab07_scored", chunk_size=500)  # fmt: skip
+result = score_day(
+    "2026-01-21",
+    model_name=MODEL,
+    table="lab07_transactions",
+    predictions_table="lab07_scored",
+    chunk_size=500,
+)
 pd.Series(vars(result)).to_frame("score_day")
 
 # %% [markdown]
@@ -186,8 +201,15 @@ pd.Series(vars(result)).to_frame("score_day")
 # %%
 store = OnlineFeatureStore()
 store.add_history(transactions[transactions["tx_datetime"] < "2026-01-21"])
-API_FIELDS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "amount",
-              "merchant_category", "channel"]  # fmt: skip
+API_FIELDS = [
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "amount",
+    "merchant_category",
+    "channel",
+]
 payments = transactions.loc[transactions["tx_datetime"] >= "2026-01-21", API_FIELDS].head(200)
 payments = payments.to_dict(orient="records")
 
@@ -237,8 +259,12 @@ print(f"one row: {one_row_ms:.2f} ms; per row in a batch of 10,000: {per_row_bat
 # %%
 onnx_model = convert_to_onnx(pipeline, X.head())
 session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
-print(f"{len(onnx_model) / 1e3:.0f} kB;", len(session.get_inputs()), "inputs, e.g.",
-      [(i.name, i.type) for i in session.get_inputs()[:2]])  # fmt: skip
+print(
+    f"{len(onnx_model) / 1e3:.0f} kB;",
+    len(session.get_inputs()),
+    "inputs, e.g.",
+    [(i.name, i.type) for i in session.get_inputs()[:2]],
+)
 
 
 def onnx_feed(frame):
@@ -295,12 +321,16 @@ with TestClient(create_app(model=served, store=api_store, reload_interval=0)) as
     logging.getLogger("course.api").setLevel("WARNING")  # no log line per request here
     api_ms = per_call_ms(lambda body: client.post("/predict", json=body), bodies)
     assert client.post("/predict", json=bodies[0]).status_code == 200
-latency = pd.Series({
-    "predict_proba, 1-row DataFrame": per_call_ms(
-        lambda r: pipeline.predict_proba(pd.DataFrame([r])), records[:20]),
-    "ONNX Runtime (ServingModel)": per_call_ms(lambda r: served.score_records([r]), records),
-    "API call (in process)": api_ms,
-}, name="ms per row")  # fmt: skip
+latency = pd.Series(
+    {
+        "predict_proba, 1-row DataFrame": per_call_ms(
+            lambda r: pipeline.predict_proba(pd.DataFrame([r])), records[:20]
+        ),
+        "ONNX Runtime (ServingModel)": per_call_ms(lambda r: served.score_records([r]), records),
+        "API call (in process)": api_ms,
+    },
+    name="ms per row",
+)
 latency.round(3).to_frame()
 
 # %% [markdown]

@@ -1,68 +1,60 @@
 """Input checks shared by the whole package: declared once, one wording for every error.
 
-Modelled on scikit-learn's ``validate_params``: a public function declares the constraints
-of its parameters once, and the message is generated here::
+As scikit-learn's ``validate_params``: a function declares its parameters' constraints once,
 
     @validate_params(n=Interval(int, 0, None), frac=Interval(float, 0, 1, none=True))
-    def simple_random_sample(frame, *, n=None, frac=None, random_state=RANDOM_STATE): ...
+    def simple_random_sample(frame, n=None, *, frac=None, random_state=RANDOM_STATE): ...
 
-    >>> simple_random_sample(df, n=-1)
-    InvalidParameterError: The 'n' parameter of simple_random_sample must be an int >= 0.
-    Got -1 instead.
-
-DataFrame inputs are checked with :func:`check_frame`, which names the missing columns and
-the available ones. Errors are :class:`InvalidParameterError`, a ``ValueError`` *and* a
-``TypeError`` (as in scikit-learn), so callers may catch either.
+and ``simple_random_sample(df, n=-1)`` raises "The 'n' parameter of simple_random_sample must
+be an int >= 0. Got -1 instead." Errors are :class:`InvalidParameterError`, a ``ValueError``
+*and* a ``TypeError``; :func:`check_frame` names missing columns and the available ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import pandas as pd
-
-__all__ = [
-    "InvalidParameterError",
-    "Interval",
-    "OneOf",
-    "Instance",
-    "TableName",
-    "validate_params",
-    "check_param",
-    "check_frame",
-    "as_timestamp",
-    "as_day",
-    "column_list",
-]
-
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class InvalidParameterError(ValueError, TypeError):
     """A parameter has the wrong type or value (both a ValueError and a TypeError)."""
 
 
-def _message(name: str, where: str, expected: str, value: Any) -> str:
-    """The one wording of a bad-parameter error."""
+def _message(name: str, where: str, expected: str, value) -> str:
+    """Return the one wording of a bad-parameter error."""
     shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
+    shown = shown[:77] + "..." if len(shown) > 80 else shown
     return f"The '{name}' parameter of {where} must be {expected}. Got {shown} instead."
 
 
-class Interval:
+class _Constraint:
+    """A constraint on ``values``: ``_accepts(value)``, ``_text()``; ``none=True`` accepts None."""
+
+    def __init__(self, *values, none=False):
+        self.values, self.none = values, none
+
+    def is_satisfied_by(self, value) -> bool:
+        """Whether ``value`` meets the constraint."""
+        return self.none if value is None else self._accepts(value)
+
+    def __str__(self) -> str:
+        return self._text() + (" or None" if self.none else "")
+
+
+class Interval(_Constraint):
     """A real or integer number in ``[low, high]`` (either end may be None, or open).
 
     Parameters
     ----------
     kind : {int, float}
-        ``int`` accepts integers only; ``float`` accepts any finite real number.
+        ``int`` accepts integers only; ``float`` any finite real number.
     low, high : float or None
         Bounds; None means unbounded on that side.
     closed : {"both", "left", "right", "neither"}, default="both"
@@ -73,83 +65,57 @@ class Interval:
 
     def __init__(self, kind, low=None, high=None, *, closed="both", none=False):
         self.kind, self.low, self.high, self.closed, self.none = kind, low, high, closed, none
+        self.left, self.right = closed in ("both", "left"), closed in ("both", "right")
 
-    def is_satisfied_by(self, value) -> bool:
-        """Whether ``value`` meets the constraint."""
-        if value is None:
-            return self.none
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    def _accepts(self, value) -> bool:
+        number = numbers.Integral if self.kind is int else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
             return False
-        if self.kind is int and not isinstance(value, numbers.Integral):
-            return False
-        if not math.isfinite(value):
-            return False
-        left = self.closed in ("both", "left")
-        right = self.closed in ("both", "right")
-        if self.low is not None and (value < self.low or (not left and value == self.low)):
-            return False
-        return not (self.high is not None and (value > self.high or (not right and value == self.high)))
+        above = self.low is None or value > self.low or (self.left and value == self.low)
+        below = self.high is None or value < self.high or (self.right and value == self.high)
+        return bool(above and below)
 
-    def __str__(self) -> str:
+    def _text(self) -> str:
         noun = "an int" if self.kind is int else "a number"
-        left = ">=" if self.closed in ("both", "left") else ">"
-        right = "<=" if self.closed in ("both", "right") else "<"
         if self.low is not None and self.high is not None:
-            lo = "[" if left == ">=" else "("
-            hi = "]" if right == "<=" else ")"
-            text = f"{noun} in {lo}{self.low}, {self.high}{hi}"
-        elif self.low is not None:
-            text = f"{noun} {left} {self.low}"
-        elif self.high is not None:
-            text = f"{noun} {right} {self.high}"
-        else:
-            text = noun
-        return text + (" or None" if self.none else "")
+            lo, hi = "[" if self.left else "(", "]" if self.right else ")"
+            return f"{noun} in {lo}{self.low}, {self.high}{hi}"
+        if self.low is not None:
+            return f"{noun} {'>=' if self.left else '>'} {self.low}"
+        if self.high is not None:
+            return f"{noun} {'<=' if self.right else '<'} {self.high}"
+        return noun
 
 
-class OneOf:
+class OneOf(_Constraint):
     """One of a fixed set of values (e.g. ``OneOf("pandas", "dask")``)."""
 
-    def __init__(self, *options, none=False):
-        self.options, self.none = options, none
+    def _accepts(self, value) -> bool:
+        return any(value == option and type(value) is type(option) for option in self.values)
 
-    def is_satisfied_by(self, value) -> bool:
-        """Whether ``value`` meets the constraint."""
-        if value is None:
-            return self.none
-        return any(value == option and type(value) is type(option) for option in self.options)
-
-    def __str__(self) -> str:
-        return f"one of {list(self.options)}" + (" or None" if self.none else "")
+    def _text(self) -> str:
+        return f"one of {list(self.values)}"
 
 
-class Instance:
+class Instance(_Constraint):
     """An instance of one of ``types`` (e.g. ``Instance(pd.DataFrame)``)."""
 
-    def __init__(self, *types, none=False):
-        self.types, self.none = types, none
-
-    def is_satisfied_by(self, value) -> bool:
-        """Whether ``value`` meets the constraint."""
-        if value is None:
-            return self.none
-        return isinstance(value, self.types) and not (
-            isinstance(value, bool) and bool not in self.types
+    def _accepts(self, value) -> bool:
+        return isinstance(value, self.values) and (
+            bool in self.values or not isinstance(value, bool)
         )
 
-    def __str__(self) -> str:
-        names = " or ".join(t.__name__ for t in self.types)
-        return f"an instance of {names}" + (" or None" if self.none else "")
+    def _text(self) -> str:
+        return "an instance of " + " or ".join(t.__name__ for t in self.values)
 
 
-class TableName:
+class TableName(_Constraint):
     """A SQL table name: letters, digits and underscores, not starting with a digit."""
 
-    def is_satisfied_by(self, value) -> bool:
-        """Whether ``value`` meets the constraint."""
-        return isinstance(value, str) and bool(_TABLE_NAME.match(value))
+    def _accepts(self, value) -> bool:
+        return isinstance(value, str) and bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value))
 
-    def __str__(self) -> str:
+    def _text(self) -> str:
         return "a table name (letters, digits and '_', not starting with a digit, <= 63 chars)"
 
 
@@ -166,20 +132,17 @@ def validate_params(**constraints) -> Callable:
     Parameters
     ----------
     **constraints
-        ``parameter name -> constraint`` (:class:`Interval`, :class:`OneOf`,
-        :class:`Instance`, :class:`TableName` or anything with ``is_satisfied_by``).
-
-    Returns
-    -------
-    callable
-        The decorator.
+        Parameter name -> constraint (:class:`Interval`, :class:`OneOf`, :class:`Instance`,
+        :class:`TableName` or anything with ``is_satisfied_by``).
     """
 
     def decorate(func: Callable) -> Callable:
         signature = inspect.signature(func)
         unknown = set(constraints) - set(signature.parameters)
         if unknown:
-            raise TypeError(f"validate_params: {func.__name__} has no parameter(s) {sorted(unknown)}")
+            raise TypeError(
+                f"validate_params: {func.__name__} has no parameter(s) {sorted(unknown)}"
+            )
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -194,46 +157,29 @@ def validate_params(**constraints) -> Callable:
     return decorate
 
 
-def check_frame(
-    frame,
-    where: str,
-    *,
-    name: str = "frame",
-    columns: Iterable[str] = (),
-    datetime_columns: Iterable[str] = (),
-    allow_dask: bool = False,
-) -> None:
+def check_frame(frame, where: str, *, name="frame", columns=(), datetime_columns=()) -> None:
     """Raise unless ``frame`` is a DataFrame with ``columns`` (and datetime64 ``datetime_columns``).
 
     Parameters
     ----------
     frame : object
         The value to check.
-    where : str
-        The public function being called, named in the message.
-    name : str, default="frame"
-        The parameter's name, named in the message.
-    columns : iterable of str
-        Columns that must be present.
-    datetime_columns : iterable of str
-        Columns that must be present and of a datetime64 dtype.
-    allow_dask : bool, default=False
-        Also accept a Dask DataFrame.
+    where, name : str
+        The public function called and the parameter's name (default "frame"), for the message.
+    columns, datetime_columns : iterable of str
+        Columns that must be present (and of a datetime64 dtype).
 
     Raises
     ------
     InvalidParameterError
         Naming the parameter, the missing columns and the available ones.
     """
-    is_dask = allow_dask and type(frame).__module__.startswith("dask")
-    if not isinstance(frame, pd.DataFrame) and not is_dask:
-        expected = "a pandas or Dask DataFrame" if allow_dask else "a pandas DataFrame"
+    if not isinstance(frame, pd.DataFrame):
         raise InvalidParameterError(
-            f"{where}: {name} must be {expected}. Got {type(frame).__name__} instead."
+            f"{where}: {name} must be a pandas DataFrame. Got {type(frame).__name__} instead."
         )
     datetime_columns = list(datetime_columns)
-    needed = list(dict.fromkeys([*columns, *datetime_columns]))
-    missing = [c for c in needed if c not in frame.columns]
+    missing = [c for c in dict.fromkeys([*columns, *datetime_columns]) if c not in frame.columns]
     if missing:
         raise InvalidParameterError(
             f"{where}: column(s) {missing} not found in {name}; "
@@ -249,14 +195,12 @@ def check_frame(
 
 def as_timestamp(value, name: str, where: str) -> pd.Timestamp:
     """Return ``value`` (a date, datetime or ISO string) as a naive Timestamp, else raise."""
-    expected = "a date or time, e.g. '2026-02-01'"
-    if isinstance(value, bool) or value is None or isinstance(value, numbers.Number):
-        raise InvalidParameterError(_message(name, where, expected, value))
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError, OverflowError) as err:
-        raise InvalidParameterError(_message(name, where, expected, value)) from err
+    stamp = pd.NaT
+    if not isinstance(value, numbers.Number):  # pd.Timestamp(1) is 1 ns after 1970
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            stamp = pd.Timestamp(value)
     if pd.isna(stamp):
+        expected = "a date or time, e.g. '2026-02-01'"
         raise InvalidParameterError(_message(name, where, expected, value))
     return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
 
@@ -270,8 +214,7 @@ def column_list(value, name: str, where: str) -> list[str]:
     """Return a str or a sequence of str (list, tuple, pandas Index, ...) as a list of str."""
     if isinstance(value, str):
         return [value]
-    if isinstance(value, pd.Index | pd.Series):
-        value = value.tolist()
+    value = value.tolist() if isinstance(value, pd.Index | pd.Series) else value
     if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
         raise InvalidParameterError(_message(name, where, "a column name or a list of them", value))
     return list(value)

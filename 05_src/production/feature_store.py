@@ -1,9 +1,7 @@
 """The online feature store: a customer's and a terminal's recent history, in memory.
 
-:class:`OnlineFeatureStore` gives one new transaction, in microseconds, the feature values
+:class:`OnlineFeatureStore` gives one new transaction, in microseconds, the features
 :func:`production.features.compute_model_features` gives it offline on the same history.
-The scoring service (:mod:`course.api`) looks features up here, scores, then records the
-transaction; delayed labels are attached when they arrive.
 """
 
 from __future__ import annotations
@@ -31,19 +29,13 @@ from production.features import CATEGORICAL_FEATURES, CUSTOMER_WINDOWS, TERMINAL
 __all__ = ["OnlineFeatureStore", "read_transactions"]
 
 _DAY_NS = 86_400 * 10**9
-
-
-def _sql_time(value: pd.Timestamp) -> str:
-    """Format a timestamp as text that SQLite (text order) and PostgreSQL both compare."""
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+_HORIZON_NS = (max(CUSTOMER_WINDOWS + TERMINAL_WINDOWS) + 1) * _DAY_NS  # history kept
+_SQL_TIME = "%Y-%m-%d %H:%M:%S"  # text that SQLite (text order) and PostgreSQL both compare
 
 
 @validate_params(table=TableName())
 def read_transactions(start, end, *, table="transactions", engine=None) -> pd.DataFrame:
-    """Read the transactions with ``start <= tx_datetime < end`` (naive UTC), in time order.
-
-    ``engine`` defaults to :func:`production.db.get_engine`; ValueError if ``table`` is missing.
-    """
+    """Read the transactions with ``start <= tx_datetime < end`` (naive UTC), in time order."""
     start = as_timestamp(start, "start", "read_transactions")
     end = as_timestamp(end, "end", "read_transactions")
     engine = engine or get_engine()
@@ -52,7 +44,7 @@ def read_transactions(start, end, *, table="transactions", engine=None) -> pd.Da
     frame = read_sql(
         f"select * from {table} where tx_datetime >= :start and tx_datetime < :end "
         "order by tx_datetime, transaction_id",
-        params={"start": _sql_time(start), "end": _sql_time(end)},
+        params={"start": f"{start:{_SQL_TIME}}", "end": f"{end:{_SQL_TIME}}"},
         engine=engine,
     )
     for column in ("tx_datetime", "label_available_at"):
@@ -61,7 +53,9 @@ def read_transactions(start, end, *, table="transactions", engine=None) -> pd.Da
 
 
 def _mean(values: list) -> float:
-    """Return the mean of a window, overflow-safe (two amounts of 1e308 have mean 1e308)."""
+    """Return the mean of a window (NaN if empty), overflow-safe: mean(1e308, 1e308) = 1e308."""
+    if not values:
+        return math.nan
     try:
         return math.fsum(values) / len(values)
     except OverflowError:
@@ -82,26 +76,15 @@ def _ns(value, where: str) -> tuple[pd.Timestamp, int]:
 class OnlineFeatureStore:
     """Recent history per customer and terminal, in memory: online features in microseconds.
 
-    :meth:`lookup` gives one new transaction the values ``compute_model_features`` gives it
-    offline on the same history: two binary searches per window on each customer's sorted
-    times and amounts and each terminal's sorted times and labels. History older than the
-    longest window before the latest recorded time is dropped. A transaction dated more than
-    ``max_ahead_days`` after the wall clock is not recorded: one far-future row cannot move
-    the store's clock and empty it.
+    :meth:`lookup` gives a transaction the values ``compute_model_features`` gives it offline,
+    by binary search in each customer's and terminal's sorted history. A transaction dated
+    over ``max_ahead_days`` after the wall clock is not recorded: it cannot move the clock
+    past which older history is dropped.
     """
 
     @validate_params(max_ahead_days=Interval(float, 0, None))
-    def __init__(
-        self,
-        customer_windows=CUSTOMER_WINDOWS,
-        terminal_windows=TERMINAL_WINDOWS,
-        *,
-        max_ahead_days: float = 1.0,
-    ):
-        self.customer_windows = tuple(int(w) for w in customer_windows)
-        self.terminal_windows = tuple(int(w) for w in terminal_windows)
+    def __init__(self, *, max_ahead_days: float = 1.0):
         self.max_ahead_days = max_ahead_days
-        self._horizon_ns = (max(self.customer_windows + self.terminal_windows) + 1) * _DAY_NS
         # customer_id -> ([times], [amounts]); terminal_id -> ([times], [label_ns * 2 + fraud])
         self._customers: dict[int, tuple[list, list]] = {}
         self._terminals: dict[int, tuple[list, list]] = {}
@@ -125,42 +108,28 @@ class OnlineFeatureStore:
         store, engine = cls(**kwargs), engine or get_engine()
         if not table_exists(table, engine=engine):
             return store
-        limit = _sql_time(pd.Timestamp(store.latest_allowed_ns, unit="ns"))
+        limit = f"{pd.Timestamp(store.latest_allowed_ns, unit='ns'):{_SQL_TIME}}"
         query = f"select max(tx_datetime) as latest from {table} where tx_datetime <= :limit"
         latest = read_sql(query, params={"limit": limit}, engine=engine)["latest"].iloc[0]
-        if latest is not None and not pd.isna(latest):
+        if not pd.isna(latest):
             end = pd.Timestamp(latest) + pd.Timedelta(seconds=1)
-            days = max(store.customer_windows + store.terminal_windows) + 1
-            start = end - pd.Timedelta(days=days)
+            start = end - pd.Timedelta(_HORIZON_NS)
             store.add_history(read_transactions(start, end, table=table, engine=engine))
         return store
 
     def add_history(self, transactions: pd.DataFrame) -> int:
-        """Add past transactions (labels too, if ``is_fraud``/``label_available_at``); count them.
-
-        Needs ``tx_datetime``, ``customer_id``, ``terminal_id``, ``amount``; repeated
-        ``transaction_id`` values and far-future rows are skipped.
-        """
-        required = ["tx_datetime", "customer_id", "terminal_id", "amount"]
-        check_frame(transactions, "OnlineFeatureStore.add_history", columns=required)
-        n, frame = len(transactions), transactions
+        """Add past transactions, labelled or not; count them (retries, far future: skipped)."""
+        frame, columns = transactions, ["customer_id", "terminal_id", "amount"]
+        check_frame(frame, "OnlineFeatureStore.add_history", columns=["tx_datetime", *columns])
         times = pd.to_datetime(frame["tx_datetime"]).to_numpy("datetime64[ns]").astype("int64")
-        labels = [-1] * n
+        labels = np.full(len(frame), -1)
         if {"is_fraud", "label_available_at"} <= set(frame.columns):
             label_at = pd.to_datetime(frame["label_available_at"]).to_numpy("datetime64[ns]")
             known = ~np.isnat(label_at) & frame["is_fraud"].notna().to_numpy()
             packed = label_at.astype("int64") * 2 + (frame["is_fraud"].fillna(0).to_numpy() == 1)
-            labels = np.where(known, packed, -1).tolist()
-        ids = frame.get("transaction_id", pd.Series([None] * n)).tolist()
-        rows = zip(
-            ids,
-            times.tolist(),
-            frame["customer_id"].tolist(),
-            frame["terminal_id"].tolist(),
-            frame["amount"].astype(float).tolist(),
-            labels,
-            strict=True,
-        )
+            labels = np.where(known, packed, -1)
+        ids = frame["transaction_id"] if "transaction_id" in frame else [None] * len(frame)
+        rows = zip(ids, times.tolist(), *(frame[c] for c in columns), labels.tolist(), strict=True)
         with self._lock:
             added = sum(self._insert(*row) for row in rows)
             self._prune()
@@ -173,10 +142,8 @@ class OnlineFeatureStore:
             return 0
         if transaction_id is not None:
             self._seen[int(transaction_id)] = t
-        for index, key, value in (
-            (self._customers, customer, amount),
-            (self._terminals, terminal, label),
-        ):
+        pairs = ((self._customers, customer, float(amount)), (self._terminals, terminal, label))
+        for index, key, value in pairs:
             times, values = index.setdefault(int(key), ([], []))
             at = bisect.bisect_right(times, t)
             times.insert(at, t)
@@ -187,7 +154,7 @@ class OnlineFeatureStore:
 
     def _prune(self) -> None:
         """Drop history older than the longest window before the clock."""
-        self._n_since_prune, cutoff = 0, (self._clock_ns or 0) - self._horizon_ns
+        self._n_since_prune, cutoff = 0, (self._clock_ns or 0) - _HORIZON_NS
         for index in (self._customers, self._terminals):
             for key in list(index):
                 times, values = index[key]
@@ -198,58 +165,39 @@ class OnlineFeatureStore:
         self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}
 
     def lookup(self, transaction: Mapping) -> dict:
-        """Return the model's input columns for one transaction, not yet recorded.
-
-        ``transaction``: ``tx_datetime`` (naive UTC, 1677-2262 else InvalidParameterError),
-        ``customer_id``, ``terminal_id``, ``amount``, ``merchant_category``, ``channel``.
-        An empty window's mean or rate is NaN.
-        """
+        """Return the model's input columns for one transaction (not recorded: :meth:`record`)."""
         when, t = _ns(transaction["tx_datetime"], "OnlineFeatureStore.lookup")
-        features = {
-            "amount": float(transaction["amount"]),
-            "tx_hour": float(when.hour),
-            "tx_weekday": float(when.weekday()),
-        }
+        amount, hour, weekday = float(transaction["amount"]), float(when.hour), when.weekday()
+        features = {"amount": amount, "tx_hour": hour, "tx_weekday": float(weekday)}
         with self._lock:
             times, amounts = self._customers.get(int(transaction["customer_id"]), ([], []))
             hi = bisect.bisect_left(times, t)
-            for w in self.customer_windows:
+            for w in CUSTOMER_WINDOWS:
                 lo = bisect.bisect_left(times, t - w * _DAY_NS, 0, hi)
                 features[f"customer_tx_count_{w}d"] = hi - lo
-                features[f"customer_amount_mean_{w}d"] = (
-                    _mean(amounts[lo:hi]) if hi > lo else np.nan
-                )
+                features[f"customer_amount_mean_{w}d"] = _mean(amounts[lo:hi])
             times, labels = self._terminals.get(int(transaction["terminal_id"]), ([], []))
             hi = bisect.bisect_left(times, t)
-            for w in self.terminal_windows:
+            for w in TERMINAL_WINDOWS:
                 lo = bisect.bisect_left(times, t - w * _DAY_NS, 0, hi)
                 known = [label & 1 for label in labels[lo:hi] if 0 <= label >> 1 <= t]
                 features[f"terminal_tx_count_{w}d"] = hi - lo
                 features[f"terminal_fraud_count_{w}d"] = sum(known)
-                features[f"terminal_fraud_rate_{w}d"] = np.mean(known) if known else np.nan
+                features[f"terminal_fraud_rate_{w}d"] = _mean(known)
         return {**features, **{c: transaction[c] for c in CATEGORICAL_FEATURES}}
 
     def record(self, transaction: Mapping) -> bool:
         """Add a scored transaction, label unknown; False for a retried id or a far-future date."""
-        t = _ns(transaction["tx_datetime"], "OnlineFeatureStore.record")[1]
+        tx, t = transaction, _ns(transaction["tx_datetime"], "OnlineFeatureStore.record")[1]
+        row = (tx.get("transaction_id"), t, tx["customer_id"], tx["terminal_id"], tx["amount"], -1)
         with self._lock:
-            added = self._insert(
-                transaction.get("transaction_id"),
-                t,
-                transaction["customer_id"],
-                transaction["terminal_id"],
-                float(transaction["amount"]),
-                -1,
-            )
+            added = self._insert(*row)
             if self._n_since_prune >= 10_000:
                 self._prune()
         return bool(added)
 
     def add_labels(self, labels: pd.DataFrame) -> int:
-        """Attach labels to transactions held (found by ``terminal_id``, ``tx_datetime``); count.
-
-        ``labels`` also has ``is_fraud`` and ``label_available_at``.
-        """
+        """Attach labels to the transactions held (found by terminal and time); count them."""
         required = ["terminal_id", "tx_datetime", "is_fraud", "label_available_at"]
         check_frame(labels, "OnlineFeatureStore.add_labels", name="labels", columns=required)
         attached = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Iterable, Mapping
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -48,12 +49,8 @@ __all__ = [
     "time_split",
 ]
 
-_SAMPLE = {
-    "frame": Instance(pd.DataFrame),
-    "n": Interval(int, 0, None, none=True),
-    "frac": Interval(float, 0, 1, none=True),
-    "random_state": Interval(int, 0, None),
-}
+_SAMPLE = dict(frame=Instance(pd.DataFrame), random_state=Interval(int, 0, None))
+_SAMPLE |= dict(n=Interval(int, 0, None, none=True), frac=Interval(float, 0, 1, none=True))
 _TIMES = ["tx_datetime", "label_available_at"]
 _UNIT = Interval(float, 0, 1, closed="right")
 
@@ -91,8 +88,7 @@ def stratified_sample(frame, by, n=None, *, frac=None, random_state=RANDOM_STATE
     ----------
     frame : pandas.DataFrame
     by : str or list of str
-        Column(s) defining the strata; stratum ``s`` of ``N_s`` rows gets ``N_s * size / N``
-        rows, rounded by largest remainder.
+        Column(s) of the strata; ``N_s`` rows give ``N_s * size / N``, by largest remainder.
     n, frac, random_state
         As in :func:`simple_random_sample`.
     """
@@ -114,15 +110,13 @@ def stratified_sample(frame, by, n=None, *, frac=None, random_state=RANDOM_STATE
 def reservoir_sample(batches: Iterable[pd.DataFrame], k: int, *, random_state=RANDOM_STATE):
     """Draw ``k`` rows uniformly from a stream of batches, in stream order (Algorithm R).
 
-    Row ``i`` of the stream (from 0) draws a slot ``j`` in ``0..i`` and replaces the row in
-    slot ``j`` if ``j < k``: each row seen is kept with probability ``k / n_seen``.
+    Row ``i`` of the stream draws a slot ``j`` in ``0..i`` and replaces slot ``j`` if ``j < k``.
 
     Parameters
     ----------
     batches : iterable of pandas.DataFrame
         The stream, e.g. ``iter_days(...)``; however it is cut, the sample is the same.
     k, random_state : int
-        Sample size and seed.
     """
     rng, seen = np.random.default_rng(random_state), 0
     sample, slots, arrival = None, np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
@@ -157,11 +151,10 @@ def time_split(frame, *, cutoff, train_days=None, gap_days=0, test_days=None) ->
     frame : pandas.DataFrame
         With datetime64 ``tx_datetime`` and ``label_available_at`` (NaT: not known).
     cutoff : str or datetime-like
-        When the model is trained and starts serving; the test rows start here, all kept.
-    train_days, test_days : float or None, default=None
-        Window lengths in days; None for every row before the gap (after the cutoff).
-    gap_days : float, default=0
-        Days dropped before the cutoff: at least the label delay.
+        When the model is trained and starts serving: the test rows start here, all kept.
+    train_days, test_days, gap_days : float
+        Window lengths in days (None: every row before the gap, after the cutoff); the gap
+        (default 0) should be at least the label delay.
 
     Returns
     -------
@@ -170,22 +163,21 @@ def time_split(frame, *, cutoff, train_days=None, gap_days=0, test_days=None) ->
     """
     check_frame(frame, "time_split", datetime_columns=_TIMES)
     cutoff = as_timestamp(cutoff, "cutoff", "time_split")
-    end = cutoff - pd.Timedelta(days=gap_days)
+    end, first, last = cutoff - pd.Timedelta(days=gap_days), pd.Timestamp.min, pd.Timestamp.max
     bounds = {
-        "train": (end - pd.Timedelta(days=train_days) if train_days else None, end),
+        "train": (end - pd.Timedelta(days=train_days) if train_days else first, end),
         "gap": (end, cutoff),
-        "test": (cutoff, cutoff + pd.Timedelta(days=test_days) if test_days else None),
+        "test": (cutoff, cutoff + pd.Timedelta(days=test_days) if test_days else last),
     }
     at, known = frame["tx_datetime"], (frame["label_available_at"] <= cutoff).to_numpy()
     parts, rows = {}, []
     for name, (start, stop) in bounds.items():
-        window = (at >= start) if start is not None else at.notna()
-        window = (window & (at < stop) if stop is not None else window).to_numpy()
-        keep = {"train": window & known, "gap": window & False, "test": window}[name]
+        window = ((at >= start) & (at < stop)).to_numpy()  # NaT: in no window
+        keep = window & known if name == "train" else window & (name == "test")
         parts[name] = frame.loc[keep]
         rate = parts[name]["is_fraud"].mean() if "is_fraud" in frame else np.nan
-        start = at[window].min() if start is None else start
-        stop = at[window].max() if stop is None else stop
+        start = at[window].min() if start is first else start
+        stop = at[window].max() if stop is last else stop
         rows.append([name, start, stop, keep.sum(), (window & ~keep).sum(), rate])
     if parts["train"].empty:
         raise InvalidParameterError(
@@ -212,22 +204,16 @@ def summarize_label_availability(frame, cutoff, *, freq="D") -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``n_rows``, ``n_labelled``, ``share_labelled``, fraud rate of all labels (in
-        hindsight) and of the known ones, per period.
+        Per period: ``n_rows``, ``n_labelled``, ``share_labelled``, and the fraud rate of
+        all labels (in hindsight) and of the known ones.
     """
     where = "summarize_label_availability"
     check_frame(frame, where, columns=["is_fraud"], datetime_columns=_TIMES)
     cutoff = as_timestamp(cutoff, "cutoff", where)
     before = frame.loc[frame["tx_datetime"] < cutoff]
-    known = before["label_available_at"] <= cutoff
-    table = pd.DataFrame(
-        {
-            "n_rows": 1,
-            "n_labelled": known.astype("int64"),
-            "true_positive_rate": before["is_fraud"].astype("float64"),
-            "known_positive_rate": before["is_fraud"].astype("float64").where(known),
-        }
-    )
+    known, fraud = before["label_available_at"] <= cutoff, before["is_fraud"].astype("float64")
+    table = pd.DataFrame({"n_rows": 1, "n_labelled": known.astype("int64")})
+    table = table.assign(true_positive_rate=fraud, known_positive_rate=fraud.where(known))
     period = before["tx_datetime"].dt.to_period(freq).dt.start_time.rename("period")
     out = table.groupby(period).agg(dict(zip(table, ["sum", "sum", "mean", "mean"], strict=True)))
     out.insert(2, "share_labelled", out["n_labelled"] / out["n_rows"])
@@ -242,11 +228,11 @@ def check_leakage(splits, *, cutoff=None, id_col="transaction_id", on_leak="rais
     ----------
     splits : TimeSplit or dict of str to pandas.DataFrame
         In time order, e.g. ``time_split(...)`` or ``{"train": train, "test": test}``.
-    cutoff : datetime-like or None, default=None
+    cutoff : datetime-like, optional
         For the labels; default: the TimeSplit's, else the start of the last split.
     id_col : str, default="transaction_id"
     on_leak : {"raise", "warn", "ignore"}, default="raise"
-        On a failed check: raise ``production.features.LeakageError``, warn, or only report.
+        On a failed check: raise ``LeakageError``, warn, or only report.
 
     Returns
     -------
@@ -263,15 +249,14 @@ def check_leakage(splits, *, cutoff=None, id_col="transaction_id", on_leak="rais
     for name, part in splits.items():
         check_frame(part, "check_leakage", name=name, columns=[id_col], datetime_columns=_TIMES)
     names, rows = list(splits), []
-    for i, earlier in enumerate(names):
-        for later in names[i + 1 :]:
-            a, b, pair = splits[earlier], splits[later], f"{earlier} -> {later}"
-            shared = np.intersect1d(a[id_col].to_numpy(), b[id_col].to_numpy())
-            detail = f"{shared.size} {id_col}(s) in both, e.g. {shared[:3].tolist()}"
-            rows.append(["shared_ids", pair, shared.size, detail])
-            overlap = int((a["tx_datetime"] >= b["tx_datetime"].min()).sum())
-            detail = f"{overlap} {earlier} row(s) at or after the start of {later}"
-            rows.append(["time_overlap", pair, overlap, detail])
+    for earlier, later in combinations(names, 2):
+        a, b, pair = splits[earlier], splits[later], f"{earlier} -> {later}"
+        shared = np.intersect1d(a[id_col].to_numpy(), b[id_col].to_numpy())
+        detail = f"{shared.size} {id_col}(s) in both, e.g. {shared[:3].tolist()}"
+        rows.append(["shared_ids", pair, shared.size, detail])
+        overlap = int((a["tx_datetime"] >= b["tx_datetime"].min()).sum())
+        detail = f"{overlap} {earlier} row(s) at or after the start of {later}"
+        rows.append(["time_overlap", pair, overlap, detail])
     at = as_timestamp(cutoff or splits[names[-1]]["tx_datetime"].min(), "cutoff", "check_leakage")
     for name in names[:-1]:
         late = int((~(splits[name]["label_available_at"] <= at)).sum())
@@ -309,8 +294,7 @@ class ResampledClassifier(ClassifierMixin, BaseEstimator):
     estimator : classifier
         Cloned and fitted on the resampled rows (``estimator_``, ``n_resampled_`` rows).
     method : {"under", "over"}, default="under"
-        Keep at most ``round(n_min / ratio)`` rows per class, or draw copies up to at least
-        ``round(n_max * ratio)``.
+        Keep at most ``round(n_min / ratio)`` rows a class, or copy up to ``round(n_max * ratio)``.
     ratio : float, default=1.0
         Smallest class relative to the largest, in ``(0, 1]``.
     random_state : int, default=RANDOM_STATE
@@ -367,13 +351,8 @@ def recall_at_precision(y_true, y_score, *, min_precision=0.8) -> float:
     y_true, y_score : array-like of shape (n_samples,)
         Binary labels (at least one 1) and scores, higher for the positive class.
     min_precision : float, default=0.8
-
-    Returns
-    -------
-    float
     """
     if not (np.asarray(y_true) == 1).any():
         raise InvalidParameterError("recall_at_precision: y_true has no positive (1) label.")
     precision, recall, _ = precision_recall_curve(y_true, y_score)
-    reachable = recall[precision >= min_precision]
-    return float(reachable.max()) if reachable.size else 0.0
+    return float(recall[precision >= min_precision].max())  # the curve ends at precision 1

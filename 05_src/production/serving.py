@@ -1,14 +1,11 @@
-"""Serve the champion: ONNX Runtime scoring, online features, batch scoring, the drift job.
+"""Serve the champion: ONNX conversion and scoring, the batch job and the drift job.
 
-:func:`register_for_serving` converts a pipeline to ONNX (:func:`convert_to_onnx`), checks
-it (:func:`check_onnx`) and logs it beside the sklearn model; :class:`ServingModel` scores
-through ONNX Runtime, or through scikit-learn with the reason. :class:`OnlineFeatureStore`
-computes online what ``compute_model_features`` computes offline. :func:`score_day` and
-:func:`run_drift_check` are thin jobs. The API lives in :mod:`course.api`.
+The API that serves :class:`ServingModel` online lives in :mod:`course.api`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import logging
@@ -56,17 +53,17 @@ __all__ = [
     "convert_to_onnx",
     "probe_rows",
     "check_onnx",
-    "register_for_serving",
+    "register_for_serving",  # ONNX
     "ServingModel",
     "resolve_threshold",
-    "load_serving_model",
+    "load_serving_model",  # the model
     "OnlineFeatureStore",  # from production.feature_store, where it lives
     "load_features",
     "build_predictions",
     "BatchScoringResult",
-    "score_day",
+    "score_day",  # batch scoring
     "DriftCheck",
-    "run_drift_check",
+    "run_drift_check",  # monitoring
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -78,11 +75,9 @@ DECISIONS = ("approve", "block")
 MAX_ONNX_DIFFERENCE = 1e-5
 #: What ONNX Runtime is fed for a missing category (its imputer then fills it as sklearn's).
 MISSING_CATEGORY = "__missing__"
-_SQL_TIME = "%Y-%m-%d %H:%M:%S"  # text that SQLite (text order) and PostgreSQL both compare
 
 # ---------------------------------------------------------------------------------- ONNX
-# skl2onnx and onnx take seconds to import and are only needed when a model is registered:
-# they are imported inside the functions that convert.
+# skl2onnx and onnx take seconds to import and only registration needs them: imported inside.
 
 
 def _convert_hist_gradient_boosting(scope, operator, container):
@@ -97,11 +92,8 @@ def _convert_hist_gradient_boosting(scope, operator, container):
                 attrs[key] = [int(v) if isinstance(v, bool) else v for v in value]
         return add_node(*args, **attrs)
 
-    container.add_node = add_node_with_ints  # for this operator only
-    try:
-        convert_sklearn_random_forest_classifier(scope, operator, container)
-    finally:
-        container.add_node = add_node
+    container.add_node = add_node_with_ints  # this container converts the model alone
+    convert_sklearn_random_forest_classifier(scope, operator, container)
 
 
 def _convert_imputer(scope, operator, container):
@@ -115,8 +107,13 @@ def _convert_imputer(scope, operator, container):
     version, x = container.target_opset, operator.inputs
     x = OnnxConcat(*x, axis=1, op_version=version) if len(x) > 1 else x[0]
     fill = operator.raw_operator.statistics_.astype(np.float64).reshape(1, -1)
-    where = OnnxWhere(OnnxIsNaN(x, op_version=version), fill, x, op_version=version,
-                      output_names=[operator.outputs[0].full_name])  # fmt: skip
+    where = OnnxWhere(
+        OnnxIsNaN(x, op_version=version),
+        fill,
+        x,
+        op_version=version,
+        output_names=[operator.outputs[0].full_name],
+    )
     where.add_to(scope, container)
 
 
@@ -136,13 +133,10 @@ def _convertible_copy(pipeline):
 
 
 def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
-    """Convert a fitted ``Pipeline([("preprocess", ColumnTransformer), ("model", clf)])``.
+    """Convert a fitted ``Pipeline([("preprocess", ColumnTransformer), ("model", clf)])`` to ONNX.
 
-    One input per column of ``X_sample``: float64, or string for a non-numeric column (feed
-    a missing category as ``"__missing__"``). The preprocessing runs in float64 as in
-    scikit-learn; for a tree model its output is cast to float32 (ONNX Runtime's trees take
-    float32). Outputs: label, probabilities. skl2onnx raises for a step it cannot convert.
-    Returns the serialized ONNX model.
+    Inputs: one per column of ``X_sample``, float64 or string (missing: ``"__missing__"``);
+    float64 preprocessing, cast to float32 for trees. Outputs: label, probabilities.
     """
     from onnx import TensorProto, compose, helper
     from skl2onnx import to_onnx, update_registered_converter
@@ -151,31 +145,34 @@ def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
     from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 
     check_frame(X_sample, "convert_to_onnx", name="X_sample", columns=pipeline.feature_names_in_)
-    update_registered_converter(
-        SimpleImputer,
-        "SklearnSimpleImputer",
-        calculate_sklearn_imputer_output_shapes,
-        _convert_imputer,
-    )
-    update_registered_converter(
-        HistGradientBoostingClassifier,
-        "SklearnHistGradientBoostingClassifier",
-        shape,
-        _convert_hist_gradient_boosting,
-        options={"zipmap": [True, False], "nocl": [True, False], "raw_scores": [True, False]},
-    )
+    flags = dict.fromkeys(["zipmap", "nocl", "raw_scores"], [True, False])  # as skl2onnx's
+    for cls, calc, convert, opts in [
+        (SimpleImputer, calculate_sklearn_imputer_output_shapes, _convert_imputer, None),
+        (HistGradientBoostingClassifier, shape, _convert_hist_gradient_boosting, flags),
+    ]:
+        update_registered_converter(cls, f"Sklearn{cls.__name__}", calc, convert, options=opts)
     clone, opsets = _convertible_copy(pipeline), {"": 17, "ai.onnx.ml": 3}
     numeric = pd.api.types.is_numeric_dtype
-    inputs = [(str(c), (DoubleTensorType if numeric(X_sample[c]) else StringTensorType)([None, 1]))
-              for c in pipeline.feature_names_in_]  # fmt: skip
+    inputs = [
+        (str(c), (DoubleTensorType if numeric(X_sample[c]) else StringTensorType)([None, 1]))
+        for c in pipeline.feature_names_in_
+    ]
     steps = to_onnx(clone[0], initial_types=inputs, target_opset=opsets)
     width, options = len(clone[0].get_feature_names_out()), {id(clone[-1]): {"zipmap": False}}
-    model = to_onnx(clone[-1], initial_types=[("X", DoubleTensorType([None, width]))],
-                    options=options, target_opset=opsets)  # fmt: skip
+    model = to_onnx(
+        clone[-1],
+        initial_types=[("X", DoubleTensorType([None, width]))],
+        options=options,
+        target_opset=opsets,
+    )
     output = steps.graph.output[0].name
     if any(node.op_type == "TreeEnsembleClassifier" for node in model.graph.node):
-        model = to_onnx(clone[-1], initial_types=[("X", FloatTensorType([None, width]))],
-                        options=options, target_opset=opsets)  # fmt: skip
+        model = to_onnx(
+            clone[-1],
+            initial_types=[("X", FloatTensorType([None, width]))],
+            options=options,
+            target_opset=opsets,
+        )
         steps.graph.node.append(helper.make_node("Cast", [output], ["X32"], to=TensorProto.FLOAT))
         steps.graph.output.pop()
         steps.graph.output.append(helper.make_tensor_value_info("X32", TensorProto.FLOAT, None))
@@ -202,9 +199,7 @@ def _run(session: ort.InferenceSession, columns: Mapping) -> np.ndarray:
         if node.type == "tensor(string)":
             text = [MISSING_CATEGORY if pd.isna(v) else str(v) for v in values]
             feed[node.name] = np.array(text, dtype=object).reshape(-1, 1)
-        elif isinstance(values, pd.Series):
-            feed[node.name] = values.to_numpy(np.float64, na_value=np.nan).reshape(-1, 1)
-        else:
+        else:  # None and pd.NA become NaN
             feed[node.name] = np.asarray(values, np.float64).reshape(-1, 1)
     return session.run(None, feed)[-1][:, 1].astype(np.float64)  # outputs: label, probabilities
 
@@ -222,11 +217,7 @@ def _known_categories(pipeline) -> dict:
 
 @validate_params(n_rows=Interval(int, 1, None))
 def probe_rows(pipeline, X=None, *, n_rows: int = 200, random_state=RANDOM_STATE) -> pd.DataFrame:
-    """Draw rows to compare two scorers on: typical values, extreme ones in a cell of four.
-
-    Typical values come from ``X`` (default: the encoders' categories and a grid); extreme
-    ones are 0, -1, 1e6, 1e9, NaN, an unseen category or None.
-    """
+    """Draw rows of ``X``'s values (default: a grid), 1 in 4 extreme (1e9, NaN, unseen, None)."""
     rng, known, columns = np.random.default_rng(random_state), _known_categories(pipeline), {}
     for name in (str(c) for c in pipeline.feature_names_in_):
         if name in known:
@@ -235,8 +226,7 @@ def probe_rows(pipeline, X=None, *, n_rows: int = 200, random_state=RANDOM_STATE
         else:
             typical = np.array([0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 100.0, 1000.0])
             extreme = np.array([0.0, -1.0, 1e6, 1e9, np.nan])
-        if X is not None and len(X):
-            typical = X[name].to_numpy()
+        typical = X[name].to_numpy() if X is not None and len(X) else typical
         values = rng.choice(typical, n_rows).astype(extreme.dtype)
         outliers = rng.random(n_rows) < 0.25
         values[outliers] = rng.choice(extreme, int(outliers.sum()))
@@ -244,33 +234,23 @@ def probe_rows(pipeline, X=None, *, n_rows: int = 200, random_state=RANDOM_STATE
     return pd.DataFrame(columns)
 
 
-def _max_difference(session, pipeline, X: pd.DataFrame) -> float:
-    """Return ``max |ONNX score - predict_proba score|`` over ``X`` (inf if a score is NaN)."""
-    expected = pipeline.predict_proba(X[list(pipeline.feature_names_in_)])[:, 1]
-    difference = np.abs(_run(session, X) - expected)
+def check_onnx(onnx_model, pipeline, X_probe: pd.DataFrame) -> float:
+    """Return ``max |ONNX score - predict_proba score|`` on ``X_probe`` (inf for a NaN score)."""
+    check_frame(X_probe, "check_onnx", name="X_probe", columns=pipeline.feature_names_in_)
+    session = onnx_model if isinstance(onnx_model, ort.InferenceSession) else _session(onnx_model)
+    expected = pipeline.predict_proba(X_probe[list(pipeline.feature_names_in_)])[:, 1]
+    difference = np.abs(_run(session, X_probe) - expected)
     return math.inf if np.isnan(difference).any() else float(difference.max(initial=0.0))
 
 
-def check_onnx(onnx_model: bytes, pipeline, X_probe: pd.DataFrame) -> float:
-    """Return the largest ``|ONNX score - predict_proba score|`` over the rows of ``X_probe``.
-
-    ``onnx_model`` comes from :func:`convert_to_onnx` of the fitted ``pipeline``; include
-    extreme rows in ``X_probe`` (:func:`probe_rows`). ``inf`` if a score is NaN.
-    """
-    check_frame(X_probe, "check_onnx", name="X_probe", columns=pipeline.feature_names_in_)
-    return _max_difference(_session(onnx_model), pipeline, X_probe)
-
-
 @validate_params(run_id=Instance(str), n_rows=Interval(int, 1, None))
-def register_for_serving(pipeline, X_sample, *, run_id: str, n_rows=10_000,
-                         random_state=RANDOM_STATE) -> dict:  # fmt: skip
-    """Convert and check a pipeline's ONNX graph; log it beside run ``run_id``'s sklearn model.
+def register_for_serving(
+    pipeline, X_sample, *, run_id: str, n_rows=10_000, random_state=RANDOM_STATE
+) -> dict:
+    """Log run ``run_id``'s ONNX graph if it scores as ``pipeline`` on ``n_rows`` probe rows.
 
-    The graph is logged (``onnx/model.onnx``) only if it equals ``predict_proba`` within
-    :data:`MAX_ONNX_DIFFERENCE` on ``n_rows`` rows drawn from ``X_sample`` with extremes
-    (:func:`probe_rows`); otherwise the reason is logged as a warning and the version is
-    served by scikit-learn: never an error. Returns ``{"backend": "onnx" | "sklearn",
-    "max_difference": float or None, "reason": str or None}``.
+    Otherwise scikit-learn serves, the reason logged: never an error. Returns ``{"backend":
+    "onnx" or "sklearn", "max_difference": float or None, "reason": str or None}``.
     """
     try:
         onnx_model = convert_to_onnx(pipeline, X_sample)
@@ -281,27 +261,35 @@ def register_for_serving(pipeline, X_sample, *, run_id: str, n_rows=10_000,
         difference, reason = None, f"ONNX conversion failed: {type(err).__name__}: {err}"[:500]
     if reason is None:
         tracking.log_onnx_model(onnx_model, run_id=run_id, name="onnx")
+        LOGGER.info("run %s: ONNX graph logged, max difference %.1e", run_id, difference)
     else:
         LOGGER.warning("run %s will be served by scikit-learn: %s", run_id, reason)
-    return {"backend": "sklearn" if reason else "onnx", "max_difference": difference,
-            "reason": reason}  # fmt: skip
+    return {
+        "backend": "sklearn" if reason else "onnx",
+        "max_difference": difference,
+        "reason": reason,
+    }
 
 
 # ----------------------------------------------------------------------------- the model
 
 
 class ServingModel:
-    """A model version ready to score: ONNX Runtime when its graph checks equal, else sklearn.
+    """A model version to score: ONNX Runtime if its graph scores as the pipeline, else sklearn.
 
-    ``pipeline`` is a classifier fitted on a DataFrame; ``name``, ``version`` and ``alias``
-    are reported with every score; ``threshold`` as :func:`resolve_threshold`. ``onnx_model``
-    (bytes) is served only if it runs and equals the pipeline within
-    :data:`MAX_ONNX_DIFFERENCE` on :func:`probe_rows`. ``backend`` ("onnx" or "sklearn")
-    says what scores, ``fallback_reason`` why it is scikit-learn.
+    ``backend`` says which one scores; ``fallback_reason`` why it is not ONNX.
     """
 
-    def __init__(self, pipeline, *, name="unregistered", version="0", alias=None,
-                 threshold=None, onnx_model: bytes | None = None):  # fmt: skip
+    def __init__(
+        self,
+        pipeline,
+        *,
+        name="unregistered",
+        version="0",
+        alias=None,
+        threshold=None,
+        onnx_model: bytes | None = None,
+    ):
         if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "feature_names_in_"):
             raise TypeError(
                 "ServingModel: pipeline must be a classifier fitted on a DataFrame "
@@ -317,7 +305,7 @@ class ServingModel:
         if onnx_model is not None:
             try:
                 session = _session(onnx_model)
-                difference = _max_difference(session, pipeline, probe_rows(pipeline))
+                difference = check_onnx(session, pipeline, probe_rows(pipeline))
             except Exception as err:  # any failure means: serve with scikit-learn, reason kept
                 self.fallback_reason = f"ONNX model rejected: {type(err).__name__}: {err}"[:500]
                 return
@@ -337,10 +325,9 @@ class ServingModel:
 
     def score_records(self, records: list[Mapping]) -> np.ndarray:
         """Return the scores of a few records (dicts of features): the online path."""
-        for record in records:
-            missing = [c for c in self.feature_names if c not in record]
-            if missing:
-                raise ValueError(f"score_records: feature column(s) {missing} missing")
+        missing = sorted({c for r in records for c in self.feature_names if c not in r})
+        if missing:
+            raise ValueError(f"score_records: feature column(s) {missing} missing")
         if self._session is None:
             frame = pd.DataFrame.from_records(records, columns=list(self.feature_names))
             return self.pipeline.predict_proba(frame)[:, 1]
@@ -357,27 +344,18 @@ class ServingModel:
 
 
 def resolve_threshold(threshold: float | None = None) -> float:
-    """Return ``threshold``, else the ``DECISION_THRESHOLD`` environment variable, else 0.5.
-
-    Raises InvalidParameterError, naming where the value came from, unless it is in [0, 1].
-    """
+    """Return ``threshold``, else ``DECISION_THRESHOLD`` from the environment, else 0.5."""
     source, text = "threshold", os.environ.get("DECISION_THRESHOLD", "").strip()
     if threshold is None and text:
         source, threshold = "DECISION_THRESHOLD", text
-        try:
+        with contextlib.suppress(ValueError):  # else the check below names the text
             threshold = float(text)
-        except ValueError:
-            pass
     threshold = 0.5 if threshold is None else threshold
     return float(check_param(threshold, Interval(float, 0, 1), source, "resolve_threshold"))
 
 
 def load_serving_model(name=MODEL_NAME, alias="champion", *, threshold=None) -> ServingModel:
-    """Load the version ``alias`` of registered model ``name`` points at, with its ONNX graph.
-
-    If the alias moves while loading, the load is repeated: the version reported is the one
-    loaded. Raises LookupError if the model or alias does not exist.
-    """
+    """Load the version ``alias`` of model ``name`` points at (LookupError if none)."""
     tracking.configure_tracking()
     for _ in range(3):
         version = tracking.get_model_version(name, alias).version
@@ -385,8 +363,14 @@ def load_serving_model(name=MODEL_NAME, alias="champion", *, threshold=None) -> 
         onnx_model = tracking.load_onnx_bytes(name, alias)
         if tracking.get_model_version(name, alias).version == version:
             break
-    model = ServingModel(pipeline, name=name, version=version, alias=alias,
-                         threshold=threshold, onnx_model=onnx_model)  # fmt: skip
+    model = ServingModel(
+        pipeline,
+        name=name,
+        version=version,
+        alias=alias,
+        threshold=threshold,
+        onnx_model=onnx_model,
+    )
     if model.backend != "onnx":
         LOGGER.warning("%s v%s served by scikit-learn: %s", name, version, model.fallback_reason)
     return model
@@ -397,11 +381,7 @@ def load_serving_model(name=MODEL_NAME, alias="champion", *, threshold=None) -> 
 
 @validate_params(table=TableName())
 def load_features(start, end, *, table: str = "transactions", engine=None) -> pd.DataFrame:
-    """Read the transactions with ``start <= tx_datetime < end`` with their model features.
-
-    Reads the history their windows need too. Returns ``transaction_id``, ``tx_datetime``,
-    ``is_fraud``, ``label_available_at`` and the feature columns, in time order.
-    """
+    """Read the transactions with ``start <= tx_datetime < end``, ids, labels and features."""
     start = as_timestamp(start, "start", "load_features")
     end = as_timestamp(end, "end", "load_features")
     history = pd.Timedelta(days=max(CUSTOMER_WINDOWS + TERMINAL_WINDOWS))
@@ -413,20 +393,21 @@ def load_features(start, end, *, table: str = "transactions", engine=None) -> pd
 
 
 def build_predictions(model: ServingModel, features: pd.DataFrame, *, day) -> pd.DataFrame:
-    """Score ``features`` into rows of the ``predictions`` table (pure: no I/O).
-
-    Columns: ``tx_date`` (``day``), ``transaction_id``, ``score``, ``decision``,
-    ``threshold``, ``model_name``, ``model_version``, ``scored_at``.
-    """
+    """Score ``features`` into rows of the ``predictions`` table (pure: no I/O)."""
     check_frame(features, "build_predictions", name="features", columns=["transaction_id"])
     scores = model.score_frame(features)
-    return pd.DataFrame({
-        "tx_date": as_day(day, "day", "build_predictions"),
-        "transaction_id": features["transaction_id"].to_numpy(dtype="int64"),
-        "score": scores, "decision": model.decide(scores), "threshold": model.threshold,
-        "model_name": model.name, "model_version": model.version,
-        "scored_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "tx_date": as_day(day, "day", "build_predictions"),
+            "transaction_id": features["transaction_id"].to_numpy(dtype="int64"),
+            "score": scores,
+            "decision": model.decide(scores),
+            "threshold": model.threshold,
+            "model_name": model.name,
+            "model_version": model.version,
+            "scored_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -443,18 +424,27 @@ class BatchScoringResult:
     seconds: float
 
 
-@validate_params(model=Instance(ServingModel, none=True), chunk_size=Interval(int, 1, None),
-                 table=TableName(), predictions_table=TableName())  # fmt: skip
-def score_day(day, *, model=None, model_name=MODEL_NAME, alias="champion", chunk_size=5_000,
-              table="transactions", predictions_table="predictions", engine=None):  # fmt: skip
+@validate_params(
+    model=Instance(ServingModel, none=True),
+    chunk_size=Interval(int, 1, None),
+    table=TableName(),
+    predictions_table=TableName(),
+)
+def score_day(
+    day,
+    *,
+    model=None,
+    model_name=MODEL_NAME,
+    alias="champion",
+    chunk_size=5_000,
+    table="transactions",
+    predictions_table="predictions",
+    engine=None,
+):
     """Score one day of ``table`` into ``predictions_table``, chunk by chunk, resumably.
 
-    ``model`` defaults to :func:`load_serving_model` of ``model_name`` at ``alias``. Skips
-    what this model version already scored that day, then writes each chunk of
-    ``chunk_size`` in one database transaction, upserted on ``(tx_date, transaction_id)``:
-    a crash loses at most the chunk in flight, a re-run finishes the day, a finished day is
-    left as it is, and after the alias moves a run replaces the day's predictions.
-    Returns a :class:`BatchScoringResult`.
+    Skips rows this model version already scored that day; each chunk is upserted on
+    ``(tx_date, transaction_id)``: a re-run finishes a crashed day, leaves a finished one.
     """
     started, day = time.perf_counter(), as_day(day, "day", "score_day")
     engine, model = engine or get_engine(), model or load_serving_model(model_name, alias)
@@ -465,19 +455,34 @@ def score_day(day, *, model=None, model_name=MODEL_NAME, alias="champion", chunk
         done = read_sql(
             f"select transaction_id from {predictions_table} where tx_date >= :day and "
             "tx_date < :next and model_name = :name and model_version = :version",
-            params={"day": f"{day:{_SQL_TIME}}", "next": f"{next_day:{_SQL_TIME}}",
-                    "name": model.name, "version": model.version},
+            params={
+                "day": str(day),
+                "next": str(next_day),
+                "name": model.name,
+                "version": model.version,
+            },
             engine=engine,
-        )["transaction_id"]  # fmt: skip
+        )["transaction_id"]
     todo = features[~features["transaction_id"].isin(done)]
     for first in range(0, len(todo), chunk_size):
         rows = build_predictions(model, todo.iloc[first : first + chunk_size], day=day)
-        write_table(rows, predictions_table, mode="upsert", key_cols=["tx_date", "transaction_id"],
-                    engine=engine)  # fmt: skip
+        write_table(
+            rows,
+            predictions_table,
+            mode="upsert",
+            key_cols=["tx_date", "transaction_id"],
+            engine=engine,
+        )
     return BatchScoringResult(
-        day, model.name, model.version, len(features), len(features) - len(todo), len(todo),
-        math.ceil(len(todo) / chunk_size), time.perf_counter() - started,
-    )  # fmt: skip
+        day,
+        model.name,
+        model.version,
+        len(features),
+        len(features) - len(todo),
+        len(todo),
+        math.ceil(len(todo) / chunk_size),
+        time.perf_counter() - started,
+    )
 
 
 # ---------------------------------------------------------------------------- monitoring
@@ -503,65 +508,94 @@ def _scored_window(model_name, window_end, window_days, table, predictions_table
     if window_end is None:
         query = f"select max(tx_date) as latest {where}"
         latest = read_sql(query, params={"name": model_name}, engine=engine)["latest"].iloc[0]
-        if latest is None or pd.isna(latest):
+        if pd.isna(latest):
             raise ValueError(f"run_drift_check: no predictions of {model_name!r}; run score_day")
         window_end = pd.Timestamp(latest) + pd.Timedelta(days=1)
     end = as_day(window_end, "window_end", "run_drift_check")
     start = end - pd.Timedelta(days=window_days)
-    scores = read_sql(
-        f"select transaction_id, score {where} and tx_date >= :start and tx_date < :end",
-        params={"name": model_name, "start": f"{start:{_SQL_TIME}}", "end": f"{end:{_SQL_TIME}}"},
-        engine=engine,
-    )
+    query = f"select transaction_id, score {where} and tx_date >= :start and tx_date < :end"
+    params = {"name": model_name, "start": str(start), "end": str(end)}
+    scores = read_sql(query, params=params, engine=engine)
     if scores.empty:
-        raise ValueError(f"run_drift_check: no predictions of {model_name!r} between "
-                         f"{start:%Y-%m-%d} and {end:%Y-%m-%d} (excluded)")  # fmt: skip
+        raise ValueError(
+            f"run_drift_check: no predictions of {model_name!r} between "
+            f"{start:%Y-%m-%d} and {end:%Y-%m-%d} (excluded)"
+        )
     features = load_features(start, end, table=table, engine=engine)
     return features.merge(scores, on="transaction_id"), start, end
 
 
-@validate_params(reference=Instance(pd.DataFrame), window_days=Interval(int, 1, None),
-                 predictions_table=TableName(), reports_table=TableName())  # fmt: skip
-def run_drift_check(reference, *, model_name=MODEL_NAME, window_end=None, window_days=1,
-                    psi_threshold=0.2, p_value_threshold=0.01, experiment="monitoring",
-                    log_to_mlflow=True, table="transactions", predictions_table="predictions",
-                    reports_table="drift_reports", engine=None) -> DriftCheck:  # fmt: skip
-    """Run the monitoring job: drift of the latest scored window against ``reference``.
-
-    The window: ``window_days`` days before ``window_end`` (default: the day after the
-    latest scored day). Calls :func:`production.monitoring.drift_report` with the
-    thresholds on the feature columns and ``score`` of ``reference`` (not ``tx_weekday`` in
-    windows under a week, nor a column empty on one side), replaces the window's report in
-    ``reports_table`` and, if ``log_to_mlflow``, logs a run in ``experiment``.
-    """
+@validate_params(
+    reference=Instance(pd.DataFrame),
+    window_days=Interval(int, 1, None),
+    predictions_table=TableName(),
+    reports_table=TableName(),
+)
+def run_drift_check(
+    reference,
+    *,
+    model_name=MODEL_NAME,
+    window_end=None,
+    window_days=1,
+    psi_threshold=0.2,
+    p_value_threshold=0.01,
+    experiment="monitoring",
+    log_to_mlflow=True,
+    table="transactions",
+    predictions_table="predictions",
+    reports_table="drift_reports",
+    engine=None,
+) -> DriftCheck:
+    """Compare the last ``window_days`` of scored rows with ``reference``; record, log a run."""
     engine = engine or get_engine()
-    current, start, end = _scored_window(model_name, window_end, window_days, table,
-                                         predictions_table, engine)  # fmt: skip
+    current, start, end = _scored_window(
+        model_name, window_end, window_days, table, predictions_table, engine
+    )
     columns = [c for c in (*FEATURE_COLUMNS, "score") if c in reference.columns]
     columns = [c for c in columns if c != "tx_weekday" or window_days >= 7]
     columns = [c for c in columns if reference[c].notna().any() and current[c].notna().any()]
     categorical = [c for c in columns if c in CATEGORICAL_FEATURES]
     report = drift_report(
-        reference[columns], current[columns], categorical_cols=categorical,
+        reference[columns],
+        current[columns],
+        categorical_cols=categorical,
         numeric_cols=[c for c in columns if c not in categorical],
-        psi_threshold=psi_threshold, p_value_threshold=p_value_threshold,
-    )  # fmt: skip
+        psi_threshold=psi_threshold,
+        p_value_threshold=p_value_threshold,
+    )
     drifted = report.loc[report["drifted"]].sort_values("psi", ascending=False)["feature"]
-    record = report.assign(model_name=model_name, window_start=start, window_end=end,
-                           created_at=pd.Timestamp.now(tz="UTC").tz_localize(None))  # fmt: skip
-    write_table(record, reports_table, mode="replace_partitions", engine=engine,
-                partition_cols=["model_name", "window_start", "window_end"])  # fmt: skip
+    record = report.assign(
+        model_name=model_name,
+        window_start=start,
+        window_end=end,
+        created_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
+    )
+    write_table(
+        record,
+        reports_table,
+        mode="replace_partitions",
+        engine=engine,
+        partition_cols=["model_name", "window_start", "window_end"],
+    )
     run_id = None
     if log_to_mlflow:
         run_id = tracking.log_run(
             experiment,
             run_name=f"drift {start:%Y-%m-%d}..{end:%Y-%m-%d}",
-            params={"model_name": model_name, "window_start": f"{start:%Y-%m-%d}",
-                    "window_end": f"{end:%Y-%m-%d}", "psi_threshold": psi_threshold},
-            metrics={"n_drifted": len(drifted), "max_psi": float(report["psi"].max()),
-                     "n_current": len(current), "n_reference": len(reference)},
+            params={
+                "model_name": model_name,
+                "window_start": f"{start:%Y-%m-%d}",
+                "window_end": f"{end:%Y-%m-%d}",
+                "psi_threshold": psi_threshold,
+            },
+            metrics={
+                "n_drifted": len(drifted),
+                "max_psi": float(report["psi"].max()),
+                "n_current": len(current),
+                "n_reference": len(reference),
+            },
             tags={"drift.flagged": str(bool(len(drifted))).lower()},
             figures={"drift/drift_report.png": plot_drift_report(report)},
             tables={"drift/drift_report.json": report},
-        )  # fmt: skip
+        )
     return DriftCheck(report, bool(len(drifted)), drifted.tolist(), start, end, run_id)

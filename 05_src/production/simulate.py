@@ -1,31 +1,18 @@
 """Simulated card transactions for fraud detection: deterministic, offline, day by day.
 
-After *Reproducible Machine Learning for Credit Card Fraud Detection* (Le Borgne et al.):
+After *Reproducible Machine Learning for Credit Card Fraud Detection* (Le Borgne et al.).
+Customers and terminals sit on a 100 x 100 grid (``region`` = quadrant); a customer pays at
+physical terminals within 10 units of home (at least 3, at most 50) or, 20 % of the time, at
+3 web merchants. Each day draws Poisson(``mean_tx_per_day`` x weekday factor) transactions
+with log-normal amounts. Fraud (``fraud_scenario``, highest id wins; ~0.9 % of rows): (1)
+amount > 450; (2) compromised terminals, 28 days; (3) compromised customers, 14 days, 1/3 of
+their transactions, amount x5; (4) from ``drift_start``: card-testing bursts of 3-8 small
+online transactions. From ``drift_start`` amounts are x1.3 and the online share is 0.30;
+earlier days equal a run without drift, row for row. Labels are known U(1, 2 x
+``label_delay_days``) days after a fraud, ``label_delay_days`` after a legitimate one.
 
-* Customers and terminals sit uniformly on a 100 x 100 grid (``region`` = quadrant, north:
-  ``y_location >= 50``). Customers: ``mean_amount`` ~ U(5, 100), ``std_amount`` =
-  ``mean_amount`` x U(0.2, 0.5), ``mean_tx_per_day`` ~ U(0, 4). Terminals: grocery 22 %,
-  restaurant 18 %, fuel 12 %, pharmacy 8 %, entertainment 8 %, electronics 7 %, travel 5 %,
-  online_retail 20 % (web merchants). A customer pays at physical terminals within 10 units
-  of home (at least the 3 nearest, at most 50) or, 20 % of the time, at 3 web merchants.
-* Per day: Poisson(``mean_tx_per_day`` x weekday factor Mon..Sun 0.92, 0.92, 0.95, 1.00,
-  1.15, 1.10, 0.96) transactions, hours quiet at night and peaking at lunch and evening;
-  log-normal amounts x a category factor (pharmacy 0.6, restaurant 0.8, fuel 0.9, online 1.1,
-  electronics 2.5, travel 3); channel ``online`` at web merchants, else contactless 50 %
-  (only up to 100), chip 40 %, swipe 10 %.
-* Fraud (``fraud_scenario``, highest id wins; ~0.9 % of rows without drift): (1) amount >
-  450; (2) compromised terminals (1.6e-4 per terminal-day): all transactions for 28 days;
-  (3) compromised customers (9e-4 per customer-day): 1/3 of transactions for 14 days, amount
-  x5; (4) from ``drift_start``: card-testing bursts (1.2e-3 per customer-day) of 3-8 small
-  online transactions about a minute apart.
-* Labels are known U(1, 2 x ``label_delay_days``) days after a fraud, ``label_delay_days``
-  after a legitimate transaction. From ``drift_start``: amounts x1.3, online share 0.30,
-  scenario 4; earlier days equal a run without drift, row for row.
-
-Every draw comes from ``SeedSequence(random_state, spawn_key=(stream, key))``: one stream per
-kind of profile and, per day, one each for transactions, terminal and customer compromises
-and bursts. Day ``d`` needs only the profiles and days ``d-27 .. d``, so :func:`iter_days`
-yields exactly the rows of :func:`simulate`. ``transaction_id`` = ``day * 10**8 + rank``.
+Every draw comes from ``SeedSequence(random_state, spawn_key=(stream, key))``, one stream per
+kind of profile and per day, so :func:`iter_days` yields exactly the rows of :func:`simulate`.
 """
 
 import datetime as dt
@@ -61,25 +48,47 @@ __all__ = [
 
 #: Columns of ``SimulatedData.transactions``, in order.
 TRANSACTION_COLUMNS = (
-    "transaction_id", "tx_datetime", "customer_id", "terminal_id", "amount",
-    "merchant_category", "channel", "is_fraud", "fraud_scenario", "label_available_at",
-)  # fmt: skip
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "amount",
+    "merchant_category",
+    "channel",
+    "is_fraud",
+    "fraud_scenario",
+    "label_available_at",
+)
 #: Columns of ``SimulatedData.customers``, in order.
 CUSTOMER_COLUMNS = (
-    "customer_id", "x_location", "y_location", "mean_amount", "std_amount", "mean_tx_per_day",
+    "customer_id",
+    "x_location",
+    "y_location",
+    "mean_amount",
+    "std_amount",
+    "mean_tx_per_day",
     "home_region",
-)  # fmt: skip
+)
 #: Columns of ``SimulatedData.terminals``, in order.
 TERMINAL_COLUMNS = ("terminal_id", "x_location", "y_location", "merchant_category", "region")
 #: ``fraud_scenario`` codes and their meaning.
 FRAUD_SCENARIOS = {
-    0: "legitimate", 1: "high_amount", 2: "compromised_terminal", 3: "compromised_customer",
+    0: "legitimate",
+    1: "high_amount",
+    2: "compromised_terminal",
+    3: "compromised_customer",
     4: "card_testing_burst",
-}  # fmt: skip
+}
 MERCHANT_CATEGORIES = (
-    "grocery", "restaurant", "fuel", "pharmacy", "entertainment", "electronics", "travel",
+    "grocery",
+    "restaurant",
+    "fuel",
+    "pharmacy",
+    "entertainment",
+    "electronics",
+    "travel",
     "online_retail",
-)  # fmt: skip
+)
 CHANNELS = ("chip", "contactless", "swipe", "online")
 
 _CATEGORY_SHARES = np.array([0.22, 0.18, 0.12, 0.08, 0.08, 0.07, 0.05, 0.20])
@@ -134,10 +143,14 @@ class _Config:
         """Return the parameters as plain Python values."""
         drift = None if self.drift_day == self.n_days else str(self.start + self.drift_day)
         return {
-            "n_customers": self.n_customers, "n_terminals": self.n_terminals,
-            "n_days": self.n_days, "start_date": str(self.start), "drift_start": drift,
-            "label_delay_days": self.label_delay_days, "random_state": self.random_state,
-        }  # fmt: skip
+            "n_customers": self.n_customers,
+            "n_terminals": self.n_terminals,
+            "n_days": self.n_days,
+            "start_date": str(self.start),
+            "drift_start": drift,
+            "label_delay_days": self.label_delay_days,
+            "random_state": self.random_state,
+        }
 
 
 @dataclass(frozen=True)
@@ -146,16 +159,12 @@ class _Profiles:
 
     customers: pd.DataFrame
     terminals: pd.DataFrame
-    log_mu: np.ndarray
-    log_sigma: np.ndarray
-    tx_rate: np.ndarray
     nearby: np.ndarray  # (n_customers, k) physical terminal ids, nearest first
     nearby_count: np.ndarray  # how many leading entries of `nearby` are usable
     web_merchants: np.ndarray  # (n_customers, 3) online terminal ids, or empty
     terminal_category: np.ndarray
     online_terminals: np.ndarray
-    terminal_phase: float
-    customer_phase: float
+    phases: np.ndarray  # of the terminal and customer compromise quotas
 
 
 _COUNTS = {
@@ -167,8 +176,9 @@ _COUNTS = {
 }
 
 
-def _config(where, n_customers, n_terminals, n_days, start_date, drift_start, label_delay_days,
-            random_state) -> _Config:  # fmt: skip
+def _config(
+    where, n_customers, n_terminals, n_days, start_date, drift_start, label_delay_days, random_state
+) -> _Config:
     """Check the dates (``validate_params`` checks the counts); no drift is drift_day = n_days."""
     start, drift_day = np.datetime64(as_day(start_date, "start_date", where).date(), "D"), n_days
     if drift_start is not None:
@@ -230,36 +240,48 @@ def _build_profiles(cfg: _Config) -> _Profiles:
         nearby = physical[idx]
         nearby_count = ((dist <= _RADIUS) | (np.arange(k) < _MIN_NEARBY)).sum(axis=1)
     web = online[(web_u * online.size).astype(np.int64)] if online.size else web_u[:, :0]
-    terminal_phase, customer_phase = _rng(cfg.random_state, _PHASES).random(2)
 
-    log_sigma2 = np.log1p((std_amount / mean_amount) ** 2)  # log-normal with that mean, std
     customers = pd.DataFrame(
         {
-            "customer_id": np.arange(nc, dtype=np.int64), "x_location": cxy[:, 0],
-            "y_location": cxy[:, 1], "mean_amount": mean_amount, "std_amount": std_amount,
-            "mean_tx_per_day": tx_rate, "home_region": _regions(cxy),
+            "customer_id": np.arange(nc, dtype=np.int64),
+            "x_location": cxy[:, 0],
+            "y_location": cxy[:, 1],
+            "mean_amount": mean_amount,
+            "std_amount": std_amount,
+            "mean_tx_per_day": tx_rate,
+            "home_region": _regions(cxy),
         }
-    )  # fmt: skip
+    )
     terminals = pd.DataFrame(
         {
-            "terminal_id": np.arange(nt, dtype=np.int64), "x_location": txy[:, 0],
-            "y_location": txy[:, 1], "merchant_category": _str_array(MERCHANT_CATEGORIES, category),
+            "terminal_id": np.arange(nt, dtype=np.int64),
+            "x_location": txy[:, 0],
+            "y_location": txy[:, 1],
+            "merchant_category": _str_array(MERCHANT_CATEGORIES, category),
             "region": _regions(txy),
         }
-    )  # fmt: skip
+    )
     return _Profiles(
-        customers, terminals, np.log(mean_amount) - log_sigma2 / 2, np.sqrt(log_sigma2), tx_rate,
-        nearby.astype(np.int64), nearby_count.astype(np.int64), web.astype(np.int64), category,
-        online, float(terminal_phase), float(customer_phase),
-    )  # fmt: skip
+        customers,
+        terminals,
+        nearby.astype(np.int64),
+        nearby_count.astype(np.int64),
+        web.astype(np.int64),
+        category,
+        online,
+        _rng(cfg.random_state, _PHASES).random(2),
+    )
 
 
-def _compromised(cfg: _Config, stream, n_items, rate, phase, window, day) -> np.ndarray:
-    """Return the ids compromised on any of days ``day-window+1 .. day`` (a daily quota)."""
-    rate, chosen = rate * n_items, []
-    for past in range(day - window + 1, day + 1):
-        quota = int(np.floor(rate * (past + 1) + phase) - np.floor(rate * past + phase))
-        k = min(quota, n_items)
+def _compromised(cfg: _Config, prof: _Profiles, stream: int, day: int) -> np.ndarray:
+    """Return the terminal or customer ids (by ``stream``) compromised on days up to ``day``."""
+    terminals = stream == _BAD_TERMINALS
+    n_items = cfg.n_terminals if terminals else cfg.n_customers
+    rate = (_TERMINAL_RATE if terminals else _CUSTOMER_RATE) * n_items
+    phase = prof.phases[0 if terminals else 1]
+    chosen = []
+    for past in range(day - (_TERMINAL_DAYS if terminals else _CUSTOMER_DAYS) + 1, day + 1):
+        k = min(int(np.floor(rate * (past + 1) + phase) - np.floor(rate * past + phase)), n_items)
         if k:
             chosen.append(_day_rng(cfg, stream, past).choice(n_items, size=k, replace=False))
     return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
@@ -268,7 +290,7 @@ def _compromised(cfg: _Config, stream, n_items, rate, phase, window, day) -> np.
 def _legit_counts(cfg: _Config, prof: _Profiles, rng: np.random.Generator, day: int):
     """Draw each customer's number of transactions on ``day`` (first draw of the day)."""
     weekday = int((cfg.start + day).astype("datetime64[D]").astype(object).weekday())
-    return rng.poisson(prof.tx_rate * _WEEKDAY_FACTORS[weekday])
+    return rng.poisson(prof.customers["mean_tx_per_day"].to_numpy() * _WEEKDAY_FACTORS[weekday])
 
 
 def _burst_sizes(cfg: _Config, rng: np.random.Generator):
@@ -320,20 +342,17 @@ def _regular_day(cfg: _Config, prof: _Profiles, day: int) -> dict:
     share = _ONLINE_SHARE_DRIFT if day >= cfg.drift_day else _ONLINE_SHARE
     terminal, is_online = _terminals_used(prof, cust, u_online, u_terminal, share)
     category = prof.terminal_category[terminal]
-    amount = np.exp(prof.log_mu[cust] + prof.log_sigma[cust] * z)
+    mean, std = prof.customers["mean_amount"].to_numpy(), prof.customers["std_amount"].to_numpy()
+    log_sigma2 = np.log1p((std / mean) ** 2)  # log-normal with that mean and std
+    log_mu, log_sigma = np.log(mean) - log_sigma2 / 2, np.sqrt(log_sigma2)
+    amount = np.exp(log_mu[cust] + log_sigma[cust] * z)
     amount *= _CATEGORY_AMOUNT_FACTORS[category]
     if day >= cfg.drift_day:
         amount *= _DRIFT_AMOUNT_FACTOR
-    bad_terminals = _compromised(
-        cfg, _BAD_TERMINALS, cfg.n_terminals, _TERMINAL_RATE, prof.terminal_phase,
-        _TERMINAL_DAYS, day,
-    )  # fmt: skip
-    bad_customers = _compromised(
-        cfg, _BAD_CUSTOMERS, cfg.n_customers, _CUSTOMER_RATE, prof.customer_phase,
-        _CUSTOMER_DAYS, day,
-    )  # fmt: skip
-    is_s2 = np.isin(terminal, bad_terminals)
-    is_s3 = np.isin(cust, bad_customers) & (u_fraud < _CUSTOMER_SHARE)
+    is_s2 = np.isin(terminal, _compromised(cfg, prof, _BAD_TERMINALS, day))
+    is_s3 = np.isin(cust, _compromised(cfg, prof, _BAD_CUSTOMERS, day)) & (
+        u_fraud < _CUSTOMER_SHARE
+    )
     amount[is_s3] *= _CUSTOMER_FACTOR
     amount = np.maximum(np.round(amount, 2), 0.01)
     scenario = np.where(amount > _HIGH_AMOUNT, 1, 0).astype(np.int8)
@@ -342,8 +361,15 @@ def _regular_day(cfg: _Config, prof: _Profiles, day: int) -> dict:
     channel[(channel == _CONTACTLESS) & (amount > _CONTACTLESS_LIMIT)] = _CHIP
     channel[is_online] = _ONLINE
     delay = _label_delay_s(cfg, scenario > 0, u_delay)
-    return {"customer": cust, "terminal": terminal, "secs": secs, "amount": amount,
-            "channel": channel, "scenario": scenario, "delay": delay}  # fmt: skip
+    return {
+        "customer": cust,
+        "terminal": terminal,
+        "secs": secs,
+        "amount": amount,
+        "channel": channel,
+        "scenario": scenario,
+        "delay": delay,
+    }
 
 
 def _bursts(cfg: _Config, prof: _Profiles, day: int) -> dict:
@@ -417,23 +443,28 @@ def simulate_profiles(
     customers, terminals : pandas.DataFrame
         Equal to ``simulate(...).customers`` and ``simulate(...).terminals``.
     """
-    cfg = _config("simulate_profiles", n_customers, n_terminals, 1, "2026-01-01", None, 1,
-                  random_state)  # fmt: skip
+    cfg = _config(
+        "simulate_profiles", n_customers, n_terminals, 1, "2026-01-01", None, 1, random_state
+    )
     prof = _build_profiles(cfg)
     return prof.customers, prof.terminals
 
 
 @validate_params(**_COUNTS)
 def iter_days(
-    n_customers: int = 1000, n_terminals: int = 300, n_days: int = 60,
-    start_date: str | dt.date = "2026-01-01", drift_start: str | dt.date | None = None,
-    label_delay_days: int = 7, random_state: int = RANDOM_STATE, start_day: int = 0,
+    n_customers: int = 1000,
+    n_terminals: int = 300,
+    n_days: int = 60,
+    start_date: str | dt.date = "2026-01-01",
+    drift_start: str | dt.date | None = None,
+    label_delay_days: int = 7,
+    random_state: int = RANDOM_STATE,
+    start_day: int = 0,
     end_day: int | None = None,
-) -> Iterator[pd.DataFrame]:  # fmt: skip
+) -> Iterator[pd.DataFrame]:
     """Return an iterator over the transactions of :func:`simulate`, one day at a time.
 
-    ``pd.concat(list(iter_days(**params)))`` equals ``simulate(**params).transactions``,
-    index included; memory stays at one day.
+    ``pd.concat(list(iter_days(**params)))`` equals ``simulate(**params).transactions``.
 
     Parameters
     ----------
@@ -447,10 +478,10 @@ def iter_days(
     Returns
     -------
     iterator of pandas.DataFrame
-        One frame per day (possibly empty). A bad parameter raises at the call.
+        One frame per day (possibly empty); bad parameters raise at the call.
     """
-    cfg = _config("iter_days", n_customers, n_terminals, n_days, start_date, drift_start,
-                  label_delay_days, random_state)  # fmt: skip
+    args = (n_customers, n_terminals, n_days, start_date, drift_start, label_delay_days)
+    cfg = _config("iter_days", *args, random_state)
     check_param(start_day, Interval(int, 0, cfg.n_days - 1), "start_day", "iter_days")
     end_day = cfg.n_days if end_day is None else end_day
     check_param(end_day, Interval(int, start_day + 1, cfg.n_days), "end_day", "iter_days")
@@ -459,41 +490,43 @@ def iter_days(
 
 @validate_params(**_COUNTS)
 def simulate(
-    n_customers: int = 1000, n_terminals: int = 300, n_days: int = 60,
-    start_date: str | dt.date = "2026-01-01", drift_start: str | dt.date | None = None,
-    label_delay_days: int = 7, random_state: int = RANDOM_STATE,
-) -> SimulatedData:  # fmt: skip
+    n_customers: int = 1000,
+    n_terminals: int = 300,
+    n_days: int = 60,
+    start_date: str | dt.date = "2026-01-01",
+    drift_start: str | dt.date | None = None,
+    label_delay_days: int = 7,
+    random_state: int = RANDOM_STATE,
+) -> SimulatedData:
     """Simulate card transactions with fraud, deterministically (see the module docstring).
 
-    The defaults give ~120k transactions (1000 customers x ~2 a day x 60 days), ~0.9 % fraud,
-    in about a second.
+    The defaults give ~120k transactions, ~0.9 % fraud, in about a second.
 
     Parameters
     ----------
     n_customers, n_terminals, n_days : int, default=1000, 300, 60
         Customers (at most 10 million), terminals and days simulated, each ``>= 1``.
     start_date : str or datetime.date, default="2026-01-01"
-        First simulated day (a time of day is dropped). Times are naive UTC.
+        First simulated day; times are naive UTC.
     drift_start : str, datetime.date or None, default=None
         First day with drift, in ``[start_date, start_date + n_days - 1]``; None: no drift.
     label_delay_days : int, default=7
         Days after which a legitimate label is final, ``>= 1``.
     random_state : int, default=RANDOM_STATE
-        Seed, ``>= 0``. Same parameters, same data.
+        Seed, ``>= 0``.
 
     Returns
     -------
     SimulatedData
-        ``transactions`` (:data:`TRANSACTION_COLUMNS`: ids int64, times datetime64[ns],
-        ``amount`` float64 in cents, categories str, ``is_fraud``/``fraud_scenario`` int8).
+        Customers, terminals and transactions (:data:`TRANSACTION_COLUMNS`).
 
     Raises
     ------
     InvalidParameterError
-        (a TypeError and ValueError) Naming a parameter of the wrong type or value.
+        Naming a parameter of the wrong type or value.
     """
-    cfg = _config("simulate", n_customers, n_terminals, n_days, start_date, drift_start,
-                  label_delay_days, random_state)  # fmt: skip
+    args = (n_customers, n_terminals, n_days, start_date, drift_start, label_delay_days)
+    cfg = _config("simulate", *args, random_state)
     prof = _build_profiles(cfg)
     days = list(_iter_days(cfg, prof, 0, cfg.n_days))
     transactions = pd.concat(days) if len(days) > 1 else days[0]

@@ -210,8 +210,10 @@ def run_contained(
         except subprocess.TimeoutExpired:
             pass
         finally:  # the process may be done while its children still run: kill them all now
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, AttributeError):  # no killpg on Windows
                 os.killpg(process.pid, signal.SIGKILL)
+            if process.poll() is None:
+                process.kill()
             marker = env.get("GRADE_RUN")
             kill_processes(keep=before, marker=marker and f"GRADE_RUN={marker}")
             process.wait()

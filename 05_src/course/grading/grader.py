@@ -2,7 +2,8 @@
 
 1. The grader's own files (this package, the checks, the rubric, the scripts and what
    the judge imports) are hashed: against git when asked, and before/after the run.
-2. The judge writes the inputs the learner's functions will be called on.
+2. The checks write the inputs the learner's functions will be called on (no learner
+   code has run yet).
 3. The notebook runs in a contained kernel (:mod:`course.grading.runner`) in a temporary
    copy of its folder; its last cell saves the answers as data.
 4. The kernel and everything it started are killed; the repository, the environment,
@@ -29,6 +30,7 @@ from typing import Any
 
 from course.grading import contain
 from course.grading.artifact import _COMMIT, _NOTEBOOK, GradeResult, GradingError, make_result
+from course.grading.judge import prepare_inputs
 from course.grading.rubric import find_rubric, load_rubric
 from course.grading.runner import NotebookRun, boot_source, kernel_manager
 
@@ -126,9 +128,12 @@ def _fingerprint(specs: Sequence[str]) -> dict[str, str]:
 
 def _watches(repo_root: Path | None, extra: Sequence[Path], tmp_root: Path) -> list[tuple]:
     """Folders compared before and after the run: (label, root, depth)."""
-    import pwd
+    try:  # the real home, whatever HOME says (POSIX only: pwd is missing on Windows)
+        import pwd
 
-    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+        real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except ImportError:
+        real_home = Path.home()
     roots = [("<environment>", Path(sys.prefix).resolve(), None)]
     if repo_root:
         roots.append(("<repository>", repo_root, None))
@@ -187,7 +192,7 @@ def _judge(command: list[str], tmp_root: Path, timeout: float) -> subprocess.Com
     (home / "tmp").mkdir(parents=True)
     env = contain.base_env(home=home, tmp=home / "tmp", pycache=home / "pycache")
     boot = (
-        f"import sys; sys.path.insert(0, {str(_SRC)!r}); "
+        f"import sys; sys.path[:0] = [{str(_SRC)!r}]; "
         "from course.grading.judge import main; sys.exit(main())"
     )
     return subprocess.run(
@@ -199,6 +204,19 @@ def _judge(command: list[str], tmp_root: Path, timeout: float) -> subprocess.Com
         timeout=timeout,
         check=False,
     )
+
+
+def _run_judge(rubric, seed: int, answers: Path, copy: Path, pkgs: Path, tmp_root: Path) -> dict:
+    """Run the judge process on the saved answers; return ``{criterion id: (passed, message)}``."""
+    criteria = json.dumps({c.id: c.check for c in rubric.criteria})
+    command = ["judge", "--checks", rubric.checks, "--seed", str(seed), "--answers", str(answers)]
+    command += ["--criteria", criteria, "--workdir", str(copy), "--pkgs", str(pkgs)]
+    judged = _judge(command, tmp_root, 600)
+    try:
+        line = judged.stdout.strip().splitlines()[-1]
+        return {k: tuple(v) for k, v in json.loads(line).items()}
+    except (ValueError, IndexError) as err:
+        raise GradingError(f"{rubric.path.name}: the judge failed: {judged.stderr[-800:]}") from err
 
 
 def grade_notebook(
@@ -326,16 +344,8 @@ def _grade_in(tmp_root, notebook, nb, rubric, repo_root, options) -> tuple:
     _phase("inputs")
     seed = secrets.randbelow(2**31)
     inputs, answers = tmp_root / "inputs", tmp_root / "answers"
-    made = _judge(
-        ["inputs", "--checks", rubric.checks, "--seed", str(seed), "--out", str(inputs)],
-        tmp_root,
-        300,
-    )
-    if made.returncode != 0:
-        raise GradingError(
-            f"{rubric.path.name}: the judge could not prepare inputs: {made.stderr[-800:]}"
-        )
-    module = json.loads(made.stdout.strip().splitlines()[-1])
+    inputs.mkdir()
+    module = prepare_inputs(rubric.checks, seed, inputs)  # before any learner code runs
     withheld += _verify(module.pop("trusted"), options["verify_git"])
     fingerprint = _fingerprint(specs)
     home, work, pkgs = tmp_root / "home", tmp_root / "work", tmp_root / "pkgs"
@@ -397,39 +407,19 @@ def _grade_in(tmp_root, notebook, nb, rubric, repo_root, options) -> tuple:
     changed += sorted(set(fingerprint) - set(now))
     if changed:
         withheld.append("The grader's own files changed during the run: " + ", ".join(changed[:8]))
-    _drop_bytecode([*specs, "05_src/production"])
-    _phase("judge")
-    judged = _judge(
-        [
-            "judge",
-            "--checks",
-            rubric.checks,
-            "--seed",
-            str(seed),
-            "--answers",
-            str(answers),
-            "--criteria",
-            json.dumps({c.id: c.check for c in rubric.criteria}),
-            "--workdir",
-            str(copy),
-            "--pkgs",
-            str(pkgs),
-        ],
-        tmp_root,
-        600,
-    )
-    try:
-        line = judged.stdout.strip().splitlines()[-1]
-        outcomes = {k: tuple(v) for k, v in json.loads(line).items()}
-    except (ValueError, IndexError) as err:
-        raise GradingError(f"{rubric.path.name}: the judge failed: {judged.stderr[-800:]}") from err
-    if run.kernel_lost:
+        reason = "Not judged: the grader's own files changed while the notebook ran."
+        outcomes = {c.id: (False, reason) for c in rubric.criteria}
+    elif run.kernel_lost:
         why = (
             "the notebook was still running when it was stopped"
             if run.kernel_lost == "stuck"
             else "the Python kernel stopped"
         )
-        outcomes = {k: (False, f"Not checked: {why} (see the notes).") for k in outcomes}
+        outcomes = {c.id: (False, f"Not checked: {why} (see the notes).") for c in rubric.criteria}
+    else:
+        _drop_bytecode([*specs, "05_src/production"])
+        _phase("judge")
+        outcomes = _run_judge(rubric, seed, answers, copy, pkgs, tmp_root)
     _phase("done")
     if options["executed_path"] is not None:
         import nbformat

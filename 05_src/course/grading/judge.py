@@ -24,7 +24,15 @@ from typing import Any
 
 from course.grading.artifact import CheckFailed
 
-__all__ = ["Answers", "CheckFailed", "load_checks", "main", "run_checks", "score_model"]
+__all__ = [
+    "Answers",
+    "CheckFailed",
+    "load_checks",
+    "main",
+    "prepare_inputs",
+    "run_checks",
+    "score_model",
+]
 
 _KIND_NAMES = {
     "frame": "a pandas DataFrame",
@@ -244,6 +252,32 @@ def score_model(request: dict, *, python: str, workdir: Path, pkgs: Path, timeou
     return answer if isinstance(answer, dict) else {"error": "unexpected answer"}
 
 
+def prepare_inputs(checks: str, seed: int, out: Path) -> dict:
+    """Write the inputs of the learner's functions; return what the kernel must save.
+
+    Runs before any learner code (in the grader's process or ``judge inputs``).
+
+    Returns
+    -------
+    dict
+        ``names``, ``functions`` (``{function: [case, ...]}``), ``searches`` and
+        ``trusted`` (more repository files the checks rely on).
+    """
+    module = load_checks(checks)
+    made = module.make_inputs(seed)
+    for function, cases in made.items():
+        (out / function).mkdir(parents=True, exist_ok=True)
+        for case, frame in cases.items():
+            frame.to_parquet(out / function / f"{case}.parquet")
+    searches = list(getattr(module, "SEARCHES", ()))
+    return {
+        "names": [*module.NAMES, *made, *searches],
+        "functions": {function: sorted(cases) for function, cases in made.items()},
+        "searches": searches,
+        "trusted": list(getattr(module, "TRUSTED", ())),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -I -m course.grading.judge {inputs,judge} ...``; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m course.grading.judge")
@@ -262,19 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module = load_checks(args.checks)
     if args.command == "inputs":
-        made = module.make_inputs(args.seed)
-        for function, cases in made.items():
-            (args.out / function).mkdir(parents=True, exist_ok=True)
-            for case, frame in cases.items():
-                frame.to_parquet(args.out / function / f"{case}.parquet")
-        searches = list(getattr(module, "SEARCHES", ()))
-        spec = {
-            "names": [*module.NAMES, *made, *searches],
-            "functions": {function: sorted(cases) for function, cases in made.items()},
-            "searches": searches,
-            "trusted": list(getattr(module, "TRUSTED", ())),
-        }
-        print(json.dumps(spec))
+        print(json.dumps(prepare_inputs(args.checks, args.seed, args.out)))
         return 0
     context = {"seed": args.seed}
     if getattr(module, "USES_SCORER", False):

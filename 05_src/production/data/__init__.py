@@ -1,7 +1,6 @@
-"""Data engineering: raw landing zone -> bronze -> silver -> gold -> database.
+"""Data engineering: raw files -> bronze -> silver -> gold -> database.
 
-``steps`` (pure steps), ``lake`` (paths and files), ``exports`` (the simulated source),
-``pipeline`` (the job running the steps with pandas or Dask).
+``steps`` (pure), ``lake`` (files), ``exports`` (the source), ``pipeline`` (the job).
 """
 
 from production.data.exports import DIRTY_KINDS, RawExport, export_raw_days

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import NamedTuple
+from collections import namedtuple
 
 import numpy as np
 import pandas as pd
 
 from production._validation import Interval, as_day, validate_params
 from production.config import RANDOM_STATE
-from production.data.lake import data_root, raw_path, write_atomic
+from production.data.lake import data_root, raw_path, write_frame
 from production.data.steps import RAW_DATETIME_FORMAT, STR
 from production.simulate import iter_days, simulate_profiles
 
@@ -20,32 +19,19 @@ DIRTY_KINDS += ("bad_timestamp", "unknown_category", "late")
 _MISSING_COLUMNS = ("customer_id", "terminal_id", "amount", "merchant_category", "channel")
 
 
-class RawExport(NamedTuple):
-    """What :func:`export_raw_days` wrote: files, and one ``injected`` row per dirty record.
-
-    ``injected`` has ``source_file``, ``source_row`` (line after the header), ``kind`` (one of
-    :data:`DIRTY_KINDS`), ``column`` and the ``value`` written.
-    """
-
-    transaction_files: list
-    customers_file: Path
-    terminals_file: Path
-    injected: pd.DataFrame
-    params: dict
+#: What :func:`export_raw_days` wrote: the files, and one ``injected`` row per dirty record
+#: (``source_file``, ``source_row``, ``kind``, ``column``, ``value``).
+RawExport = namedtuple(
+    "RawExport", ["transaction_files", "customers_file", "terminals_file", "injected"]
+)
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Return every value of ``frame`` as the text a source writes (see RAW_DATETIME_FORMAT)."""
-    text = {}
-    for name, values in frame.items():
-        is_time = pd.api.types.is_datetime64_any_dtype(values)
-        text[name] = values.dt.strftime(RAW_DATETIME_FORMAT) if is_time else values.astype(str)
-    return pd.DataFrame(text, index=frame.index).astype(STR)
-
-
-def _rng(random_state: int, stream: int, day: int) -> np.random.Generator:
-    """Return the generator of dirty-record stream ``stream`` for simulated ``day``."""
-    return np.random.default_rng([random_state, 100 + stream, day])
+    text = frame.astype(STR)
+    for name in frame.select_dtypes("datetime").columns:
+        text[name] = frame[name].dt.strftime(RAW_DATETIME_FORMAT)
+    return text
 
 
 def _count(n_rows: int, rate: float, n_kinds: int) -> int:
@@ -105,20 +91,19 @@ def export_raw_days(
 ) -> RawExport:
     """Land simulated days as raw CSV files, the way a source system would, dirt included.
 
-    Writes ``raw/customers.csv``, ``raw/terminals.csv`` and ``raw/transactions/date=*.csv``
-    for the days of :func:`production.simulate.iter_days` (same parameters; ``start_day``,
-    ``end_day`` select days). In each file ``dirty_rate`` of the rows (at least one) per
-    kind of :data:`DIRTY_KINDS` are made dirty, deterministically: a row written twice, a
-    missing value, ``12,50`` or ``N/A``, a negative amount, ``2026-02-30 ...`` or
-    ``05/01/2026 14:03``, ``GROCERY`` or ``other``, and *late*: a transaction of day ``d``
-    at the end of the file of ``d + 1``. Days ``[a, b)`` then ``[b, c)`` equal ``[a, c)``.
+    Writes ``raw/customers.csv``, ``raw/terminals.csv`` and ``raw/transactions/date=*.csv``.
+    In each file ``dirty_rate`` of the rows (at least one) per kind of :data:`DIRTY_KINDS`
+    are made dirty, deterministically: a row written twice, a missing value, ``12,50`` or
+    ``N/A``, a negative amount, ``2026-02-30 ...`` or ``05/01/2026 14:03``, ``GROCERY`` or
+    ``other``, and *late*: a transaction of day ``d`` at the end of the file of ``d + 1``.
 
     Parameters
     ----------
     n_customers, n_terminals, n_days, start_date, drift_start, label_delay_days, random_state
         As in :func:`production.simulate.simulate`.
     start_day, end_day : int, optional
-        First day to write, and the day to stop before (default ``n_days``).
+        First day to write, and the day to stop before (default ``n_days``); days
+        ``[a, b)`` then ``[b, c)`` write the same files as ``[a, c)``.
     dirty_rate : float, default=0.005
         Share of each day's rows made dirty per kind, in ``[0, 0.1]``.
     data_dir : path-like, optional
@@ -127,7 +112,6 @@ def export_raw_days(
     Returns
     -------
     RawExport
-        The files written and a manifest of every injected dirty record.
     """
     root = data_root(data_dir)
     params = dict(n_customers=n_customers, n_terminals=n_terminals, n_days=n_days)
@@ -136,31 +120,29 @@ def export_raw_days(
     first = max(start_day - 1, 0) if isinstance(start_day, int) else start_day
     days = iter_days(**params, start_day=first, end_day=end_day)  # validates the parameters
     start = as_day(start_date, "start_date", "export_raw_days")
-    files = [raw_path(table=t, data_dir=root) for t in ("customers", "terminals")]
-    for frame, path in zip(
-        simulate_profiles(n_customers, n_terminals, random_state), files, strict=True
-    ):
-        write_atomic(lambda tmp, f=frame: as_text(f).to_csv(tmp, index=False), path)
+    customers, terminals = simulate_profiles(n_customers, n_terminals, random_state)
+    files = [write_frame(as_text(customers), raw_path(table="customers", data_dir=root))]
+    files += [write_frame(as_text(terminals), raw_path(table="terminals", data_dir=root))]
     written, injected, carried = [], [], None
     for day, transactions in enumerate(days, start=first):
         n_late = _count(len(transactions), dirty_rate, 1) if day < n_days - 1 else 0
-        late = np.sort(_rng(random_state, 0, day).choice(len(transactions), n_late, replace=False))
+        rng = np.random.default_rng([random_state, 100, day])  # which rows arrive late
+        late = np.sort(rng.choice(len(transactions), n_late, replace=False))
         text = as_text(transactions).reset_index(drop=True)
         on_time = text.drop(index=late).reset_index(drop=True)
         if day >= start_day:
             arrived = carried if carried is not None else on_time.head(0)
             rows = pd.concat([on_time, arrived], ignore_index=True)
-            rows, records = _inject(rows, len(on_time), _rng(random_state, 1, day), dirty_rate)
+            rng = np.random.default_rng([random_state, 101, day])  # the dirty records
+            rows, records = _inject(rows, len(on_time), rng, dirty_rate)
             records += [
                 (len(rows) - len(arrived) + j, "late", "tx_datetime") for j in range(len(arrived))
             ]
             path = raw_path(start + pd.Timedelta(days=day), data_dir=root)
             injected += [(path.name, row + 1, kind, c, rows.at[row, c]) for row, kind, c in records]
-            written.append(write_atomic(lambda tmp, r=rows: r.to_csv(tmp, index=False), path))
+            written.append(write_frame(rows, path))
         carried = text.iloc[late].reset_index(drop=True)
-    manifest = pd.DataFrame(
-        injected, columns=["source_file", "source_row", "kind", "column", "value"]
-    )
-    manifest = manifest.fillna({"value": ""}).astype({"source_row": "int64", "value": STR})
-    params["dirty_rate"] = dirty_rate
-    return RawExport(written, *files, manifest, params)
+    columns = ["source_file", "source_row", "kind", "column", "value"]
+    manifest = pd.DataFrame(injected, columns=columns).fillna({"value": ""})
+    manifest = manifest.astype({"source_row": "int64", "value": STR})
+    return RawExport(written, *files, manifest)

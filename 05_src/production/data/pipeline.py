@@ -1,16 +1,11 @@
 """The pipeline job: raw files -> bronze, silver, gold, rejected report, database.
 
-A run for ``start_date .. end_date`` reads those days' raw files and, if it has landed, the
-next day's file for its late rows (a transaction of day ``d`` may land in the file of
-``d + 1``). Every row of the range's files ends up in one place, checked by every run::
-
-    raw rows = silver rows + rejected rows + late rows     (per file)
-
-*Late rows* belong to the day before the range: not loaded, listed with their day in
-``PipelineReport.late``. One run at a time holds ``.staging/lock`` (killed runs' staging
-folders are removed under it). Loading the database and moving the staged files into place
-is not atomic: re-run after a crash. The marker ``.staging/unfinished.json`` says a run did
-not finish; :func:`run_pipeline` then refuses dates that do not cover it.
+A run over ``start_date .. end_date`` also reads the next day's file, if landed: a
+transaction of day ``d`` may land in the file of ``d + 1``. Each run checks, per file,
+``raw rows = silver rows + rejected rows + late rows`` (late rows: of the day before the
+range, not loaded, listed in ``PipelineReport.late``). One run at a time holds
+``.staging/lock`` and removes killed runs' staging folders. Loading and publishing are not
+atomic: until a run covering its dates succeeds, ``.staging/unfinished.json`` stays.
 """
 
 from __future__ import annotations
@@ -35,17 +30,14 @@ from production._validation import Instance, OneOf, TableName, as_day, check_par
 from production.config import get_settings
 from production.db import write_table
 
-BACKENDS = ("pandas", "dask")
-
 
 @dataclass(frozen=True, repr=False)
 class PipelineReport:
     """What :func:`run_pipeline` did.
 
-    ``counts`` has, per day, ``raw_rows`` (in its file) = ``silver_rows`` + ``rejected_rows``
-    + ``late_rows`` (of that file), and ``gold_rows`` (the day's partition, late arrivals
-    from the next file included). ``rejected`` is the rejected-records report, ``late`` the
-    late rows not loaded (``date``: their day), ``tables`` the rows loaded per table.
+    ``counts``: per day, ``raw_rows`` = ``silver_rows`` + ``rejected_rows`` + ``late_rows``
+    (of its file) and ``gold_rows`` (its partition); ``rejected``: the rejected-records
+    report; ``late``: late rows not loaded (``date``: their day); ``tables``: rows loaded.
     """
 
     start_date: pd.Timestamp
@@ -72,46 +64,40 @@ class PipelineReport:
         )
 
 
-def _ingest(path, bronze_file, ingested_at, customers=None, terminals=None):
-    """Read a raw file into bronze (written to ``bronze_file`` if given); validate if asked."""
+def _ingest(path, bronze_file, ingested_at, dims=None):
+    """Read a raw file into bronze (written to ``bronze_file`` if given); validate if ``dims``."""
     bronze = lake.read_raw_transactions(path, ingested_at=ingested_at)
     if bronze_file is not None:
-        lake.write_parquet(bronze, bronze_file)
-    if customers is None:
-        return bronze
-    return steps.validate_transactions(bronze, customers=customers, terminals=terminals)
+        lake.write_frame(bronze, bronze_file)
+    return bronze if dims is None else steps.validate_transactions(bronze, **dims)
 
 
-def _write_day(silver: pd.DataFrame, day, customers, terminals, staging: Path) -> dict:
+def _write_day(silver: pd.DataFrame, day, dims: dict, staging: Path) -> dict:
     """Write a day's silver and gold partitions; return the day's silver counts."""
-    lake.write_parquet(silver, lake.lake_path("silver", date=day, data_dir=staging))
-    lake.write_parquet(
-        steps.build_gold(silver, customers, terminals),
-        lake.lake_path("gold", date=day, data_dir=staging),
-    )
+    lake.write_frame(silver, lake.lake_path("silver", date=day, data_dir=staging))
+    gold = steps.build_gold(silver, **dims)
+    lake.write_frame(gold, lake.lake_path("gold", date=day, data_dir=staging))
     late_in = int(silver["arrived_late"].sum())
     return {"date": day, "on_time": len(silver) - late_in, "late_in": late_in}
 
 
-def _build_day(current, following, day, dates, customers, terminals, staging):
+def _build_day(current, following, day, dates, dims, staging):
     """Dask partition job: build, write and count one day from its file and the next."""
     rows = steps.assemble_day(current, following, day, first=day == dates[0])
     silver, rejected, late = steps.split_checked(steps.deduplicate_transactions(rows), dates)
-    summary = _write_day(silver, day, customers, terminals, staging)
-    return {**summary, "raw_rows": len(current)}, rejected, late
+    return {**_write_day(silver, day, dims, staging), "raw_rows": len(current)}, rejected, late
 
 
-def _run_pandas(jobs, dates, customers, terminals, staging):
+def _run_pandas(jobs, dates, dims, staging):
     """Build every day at once with pandas; return (summaries, rejected, late)."""
     bronze = [_ingest(*job) for job in jobs]
-    everything = pd.concat(bronze, ignore_index=True)
-    checked = steps.validate_transactions(everything, customers=customers, terminals=terminals)
+    checked = steps.validate_transactions(pd.concat(bronze, ignore_index=True), **dims)
     silver, rejected, late = steps.split_checked(steps.deduplicate_transactions(checked), dates)
     by_day = dict(list(silver.groupby("tx_date")))
-    summaries = []
-    for day, rows in zip(dates, bronze, strict=False):
-        summary = _write_day(by_day.get(day, silver.head(0)), day, customers, terminals, staging)
-        summaries.append({**summary, "raw_rows": len(rows)})
+    summaries = [
+        {**_write_day(by_day.get(day, silver.head(0)), day, dims, staging), "raw_rows": len(rows)}
+        for day, rows in zip(dates, bronze, strict=False)
+    ]
     return summaries, rejected, late
 
 
@@ -130,33 +116,29 @@ def _compute(tasks: list, show_progress: bool) -> list:
         return client.gather(futures)
 
 
-def _run_dask(jobs, dates, customers, terminals, staging, show_progress):
+def _run_dask(jobs, dates, dims, staging, show_progress):
     """Build the days in parallel with Dask, each from its file and the next."""
-    checked = [dask.delayed(_ingest, pure=False)(*job, customers, terminals) for job in jobs]
-    checked.append(None)
+    checked = [dask.delayed(_ingest, pure=False)(*job, dims) for job in jobs] + [None]
     build = dask.delayed(_build_day, nout=3, pure=False)
     days = [
-        build(checked[i], checked[i + 1], day, dates, customers, terminals, staging)
-        for i, day in enumerate(dates)
+        build(checked[i], checked[i + 1], day, dates, dims, staging) for i, day in enumerate(dates)
     ]
     summaries, rejected, late = zip(*_compute(days, show_progress), strict=True)
-    return list(summaries), pd.concat(rejected), pd.concat(late)
+    rejected, late = (pd.concat(frames, ignore_index=True) for frames in (rejected, late))
+    return list(summaries), rejected, late
 
 
 def _counts(dates, summaries, rejected, late) -> pd.DataFrame:
     """Per-day counts; raise if a raw row is neither silver, rejected nor late."""
     days = pd.DatetimeIndex(dates, name="date")
     s = pd.DataFrame(summaries).set_index("date").reindex(days)
-    counts = pd.DataFrame(
-        {
-            "raw_rows": s["raw_rows"],
-            "silver_rows": s["on_time"] + s["late_in"].shift(1, fill_value=0),
-            "rejected_rows": rejected.groupby("date").size().reindex(days, fill_value=0),
-            "late_rows": (late["date"] + steps.ONE_DAY).value_counts().reindex(days, fill_value=0),
-            "gold_rows": s["on_time"] + s["late_in"],
-        },
-        index=days,
-    ).astype("int64")
+    counts = s[["raw_rows"]].assign(
+        silver_rows=s["on_time"] + s["late_in"].shift(1, fill_value=0),
+        rejected_rows=rejected.groupby("date").size(),
+        late_rows=(late["date"] + steps.ONE_DAY).value_counts(),
+        gold_rows=s["on_time"] + s["late_in"],
+    )
+    counts = counts.fillna(0).astype("int64")
     lost = counts["raw_rows"] - counts[["silver_rows", "rejected_rows", "late_rows"]].sum(axis=1)
     if lost.any():
         raise RuntimeError(
@@ -184,14 +166,14 @@ def _publish(staging: Path, root: Path) -> None:
         os.replace(staged, target)
 
 
-def _load(staging, dates, customers, terminals, engine, prefix: str) -> dict:
+def _load(staging, dates, dims, engine, prefix: str) -> dict:
     """Upsert the dimensions and replace the transaction partitions of ``dates``."""
-    tables, names = {}, {f"{prefix}{t}": t for t in ("customers", "terminals", "transactions")}
-    for name, frame in zip(names, (customers, terminals), strict=False):
-        key = steps.DIMENSION_KEYS[names[name]]
+    tables = {}
+    for table, frame in dims.items():
+        name, key = prefix + table, steps.DIMENSION_KEYS[table]
         tables[name] = write_table(frame, name, mode="upsert", key_cols=key, engine=engine)
     silver = lake.read_lake("silver", start_date=dates[0], end_date=dates[-1], data_dir=staging)
-    name, mode = f"{prefix}transactions", "replace_partitions"
+    name, mode = prefix + "transactions", "replace_partitions"
     tables[name] = write_table(silver, name, mode=mode, partition_cols="tx_date", engine=engine)
     return tables
 
@@ -205,12 +187,10 @@ def _staged_run(root, staging, dates, backend, show_progress):
             f"run_pipeline: no raw file for {len(missing)} day(s): {missing[:3]}. "
             "Land them with export_raw_days."
         )
-    dims = [
-        lake.read_raw_dimension(lake.raw_path(table=t, data_dir=root), t)
-        for t in ("customers", "terminals")
-    ]
-    for frame, table in zip(dims, ("customers", "terminals"), strict=True):
-        lake.write_parquet(frame, lake.lake_path("silver", table, data_dir=staging))
+    dims = {}
+    for table in ("customers", "terminals"):
+        dims[table] = lake.read_raw_dimension(lake.raw_path(table=table, data_dir=root), table)
+        lake.write_frame(dims[table], lake.lake_path("silver", table, data_dir=staging))
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
     jobs = [
         (path, lake.lake_path("bronze", date=day, data_dir=staging), now)
@@ -219,22 +199,16 @@ def _staged_run(root, staging, dates, backend, show_progress):
     following = lake.raw_path(dates[-1] + steps.ONE_DAY, data_dir=root)
     jobs += [(following, None, now)] if following.is_file() else []
     if backend == "pandas":
-        summaries, rejected, late = _run_pandas(jobs, dates, *dims, staging)
+        summaries, rejected, late = _run_pandas(jobs, dates, dims, staging)
     else:
-        summaries, rejected, late = _run_dask(jobs, dates, *dims, staging, show_progress)
-    order = ["date", "source_file", "source_row"]
-    rejected, late = (f.sort_values(order, ignore_index=True) for f in (rejected, late))
+        summaries, rejected, late = _run_dask(jobs, dates, dims, staging, show_progress)
     for day in dates:
-        lake.write_atomic(
-            lambda tmp, d=day: rejected[rejected["date"] == d].to_csv(
-                tmp, index=False, date_format="%Y-%m-%d"
-            ),
-            lake.rejected_path(day, data_dir=staging),
-        )
+        path = lake.rejected_path(day, data_dir=staging)
+        lake.write_frame(rejected[rejected["date"] == day], path, date_format="%Y-%m-%d")
     return _counts(dates, summaries, rejected, late), rejected, late, dims
 
 
-@validate_params(backend=OneOf(*BACKENDS), table_prefix=Instance(str), load=Instance(bool))
+@validate_params(backend=OneOf("pandas", "dask"), table_prefix=Instance(str), load=Instance(bool))
 def run_pipeline(
     start_date,
     end_date,
@@ -248,9 +222,8 @@ def run_pipeline(
 ) -> PipelineReport:
     """Run bronze -> silver -> gold for ``start_date .. end_date`` and load the database.
 
-    Writes those days' partitions of bronze, silver, gold and the rejected report, then
-    loads ``customers``/``terminals`` (upserted by key) and ``transactions`` (silver,
-    ``tx_date`` partitions replaced) through :func:`production.db.write_table`. Idempotent.
+    Idempotent: rewrites those days' lake partitions and rejected report, upserts
+    ``customers``/``terminals`` and replaces the ``tx_date`` partitions of ``transactions``.
 
     Parameters
     ----------
@@ -259,10 +232,10 @@ def run_pipeline(
     data_dir : path-like, optional
         Root folder holding ``raw/``; defaults to ``get_settings().data_dir``.
     backend : {"pandas", "dask"}, default="pandas"
-        ``"pandas"`` runs each step once on all days; ``"dask"`` day by day in parallel,
-        on local threads or on the cluster at ``DASK_SCHEDULER_ADDRESS``.
+        All days at once, or day by day in parallel (local threads, or the cluster at
+        ``DASK_SCHEDULER_ADDRESS``).
     load, engine, table_prefix
-        Whether to load the database, which (default :func:`production.db.get_engine`),
+        Whether to load the database, which one (default :func:`production.db.get_engine`),
         and a prefix of the table names (e.g. ``"lab02_"``).
     show_progress : bool, default=True
         Dask only: a progress bar for runs longer than a second.
@@ -270,7 +243,6 @@ def run_pipeline(
     Returns
     -------
     PipelineReport
-        Counts per day, the rejected and late rows, rows loaded.
 
     Raises
     ------
@@ -305,7 +277,7 @@ def run_pipeline(
         _check_unfinished(marker, start, end)
         counts, rejected, late, dims = _staged_run(root, staging, dates, backend, show_progress)
         marker.write_text(json.dumps({"start": f"{start:%Y-%m-%d}", "end": f"{end:%Y-%m-%d}"}))
-        tables = _load(staging, dates, *dims, engine, table_prefix) if load else {}
+        tables = _load(staging, dates, dims, engine, table_prefix) if load else {}
         _publish(staging, root)
         marker.unlink()
     finally:

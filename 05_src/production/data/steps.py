@@ -1,8 +1,7 @@
 """The pipeline's pure steps: DataFrames in, DataFrames out, no files, no database.
 
-bronze (raw text) -> :func:`validate_transactions` -> :func:`deduplicate_transactions`
--> :func:`split_checked` (silver, rejected, late) -> :func:`build_gold`. The pandas runner
-calls them once on all days, the Dask runner once per day (:func:`assemble_day`).
+bronze -> :func:`validate_transactions` -> :func:`deduplicate_transactions` ->
+:func:`split_checked` (silver, rejected, late) -> :func:`build_gold`.
 """
 
 from __future__ import annotations
@@ -81,33 +80,24 @@ def _on_file_day(frame: pd.DataFrame) -> pd.Series:
 def transaction_schema(customer_ids=None, terminal_ids=None, *, silver=False) -> DataFrameSchema:
     """Return the pandera rules of a transaction (ids checked against the given ones).
 
-    ``silver=True``: on silver's dtypes; else on :func:`validate_transactions`' typed
-    columns (nullable ``Int64`` ints), plus "on the file's date or the day before".
+    ``silver=False``: on nullable ints, plus "on the file's date or the day before".
     """
     ge0 = Check.ge(0, error="must be >= 0")
-    checks = {"transaction_id": [ge0], "customer_id": [ge0], "terminal_id": [ge0]}
+    amount = [Check.gt(0, error="must be > 0"), Check.le(MAX_AMOUNT, error="must be <= 1e6")]
+    checks = {"transaction_id": [ge0], "customer_id": [ge0], "terminal_id": [ge0], "amount": amount}
     for column, known in (("customer_id", customer_ids), ("terminal_id", terminal_ids)):
         if known is not None:
-            allowed = pd.Index(np.unique(np.asarray(known)))
-            checks[column].append(Check(lambda s, a=allowed: s.isin(a), error=f"unknown {column}"))
-    for column, values in (
-        ("merchant_category", MERCHANT_CATEGORIES),
-        ("channel", CHANNELS),
-        ("is_fraud", [0, 1]),
-        ("fraud_scenario", FRAUD_SCENARIOS),
-    ):
-        checks[column] = [Check.isin(list(values), error=f"not one of {list(values)}")]
-    checks["amount"] = [
-        Check.gt(0, error="must be > 0"),
-        Check.le(MAX_AMOUNT, error="must be <= 1e6"),
-    ]
+            ids = pd.Index(np.unique(np.asarray(known)))
+            checks[column].append(Check(lambda s, a=ids: s.isin(a), error=f"unknown {column}"))
+    allowed = dict(merchant_category=MERCHANT_CATEGORIES, channel=CHANNELS, is_fraud=[0, 1])
+    allowed["fraud_scenario"] = FRAUD_SCENARIOS
+    checks |= {c: [Check.isin(list(v), error=f"not one of {list(v)}")] for c, v in allowed.items()}
     wide = [Check(lambda f: ~(f["label_available_at"] < f["tx_datetime"]), error=_LABEL)]
     wide += [] if silver else [Check(_on_file_day, error=_WINDOW)]
-    columns = {}
-    for column in TRANSACTION_COLUMNS:
-        dtype = SILVER_DTYPES[column]
-        dtype = "Int64" if not silver and dtype.startswith("int") else dtype
-        columns[column] = Column(dtype, checks.get(column, []))
+    dtypes = {c: SILVER_DTYPES[c] for c in TRANSACTION_COLUMNS}
+    if not silver:  # before the checks, ints are nullable
+        dtypes |= {c: "Int64" for c, dtype in dtypes.items() if dtype.startswith("int")}
+    columns = {c: Column(dtype, checks.get(c, [])) for c, dtype in dtypes.items()}
     return DataFrameSchema(columns, checks=wide)
 
 
@@ -131,11 +121,8 @@ def _reasons(schema: DataFrameSchema, typed: pd.DataFrame, raw: pd.DataFrame) ->
     cases = cases[["index", "column", "check"]].drop_duplicates().astype({"index": "int64"})
     order = cases["column"].map(TRANSACTION_COLUMNS.index)
     cases = cases.assign(order=order).sort_values(["index", "order"])
-    cases["value"] = ""
-    for column in cases["column"].unique():
-        at = cases["column"] == column
-        rows = raw[column].take(cases.loc[at, "index"])
-        cases.loc[at, "value"] = rows.to_numpy(object, na_value="")
+    at = zip(cases["index"], cases["column"], strict=True)
+    cases["value"] = pd.Series([raw.at[i, c] for i, c in at], cases.index, object).fillna("")
     malformed = cases["column"].map(lambda c: _MALFORMED.get(SILVER_DTYPES[c], ""))
     nulls = cases["check"] == "not_nullable"
     cases.loc[nulls, "check"] = malformed.where(cases["value"] != "", "missing value")[nulls]
@@ -158,9 +145,8 @@ def validate_transactions(bronze: pd.DataFrame, *, customers=None, terminals=Non
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`CHECKED_COLUMNS`, index ``0..n-1``: typed values (NA where
-        unparsable), ``tx_date``, lineage, and for a rejected row ``reject_column``,
-        ``reject_reason`` and the raw ``reject_value``.
+        :data:`CHECKED_COLUMNS`: typed values (NA if unparsable), lineage and, if rejected,
+        ``reject_column``, ``reject_reason`` and the raw ``reject_value``.
     """
     where = "validate_transactions"
     check_frame(
@@ -175,9 +161,8 @@ def validate_transactions(bronze: pd.DataFrame, *, customers=None, terminals=Non
     checked = pd.DataFrame({c: _parse(raw[c], SILVER_DTYPES[c]) for c in TRANSACTION_COLUMNS})
     checked["tx_date"] = checked["tx_datetime"].dt.normalize()
     checked["arrived_late"] = (checked["tx_date"] < raw["file_date"]).to_numpy(dtype=bool)
-    checked["source_file"] = raw["source_file"].astype(STR)
-    checked["source_row"] = raw["source_row"].astype("int64")
-    checked["file_date"] = raw["file_date"]
+    lineage = raw[["source_file", "source_row", "file_date"]]
+    checked = checked.join(lineage.astype({"source_file": STR, "source_row": "int64"}))
     schema = transaction_schema(ids.get("customers"), ids.get("terminals"))
     reasons = _reasons(schema, checked, raw).reindex(checked.index)
     ragged = raw["parse_error"].notna()
@@ -189,16 +174,13 @@ def validate_transactions(bronze: pd.DataFrame, *, customers=None, terminals=Non
 def deduplicate_transactions(checked: pd.DataFrame) -> pd.DataFrame:
     """Reject repeats of ``(tx_date, transaction_id)`` among the accepted checked rows.
 
-    The first row (by file date, then row) is kept; a later one is rejected as an *exact
-    duplicate* when all its values equal the kept row's, else as a reuse of the id.
+    The first (by file date, row) is kept; a later one is an *exact duplicate* or a reuse.
     """
     check_frame(checked, "deduplicate_transactions", name="checked", columns=CHECKED_COLUMNS)
     keys = ["tx_date", "transaction_id"]
     accepted = checked[checked["reject_reason"].isna()]
     accepted = accepted.sort_values(["file_date", "source_row"], kind="stable")
     later = accepted.duplicated(keys, keep="first")
-    if not later.any():
-        return checked
     repeats = accepted[later].merge(accepted[~later], on=keys, how="left", suffixes=("", "_kept"))
     repeats.index = accepted.index[later]
     same = [repeats[c].eq(repeats[c + "_kept"]).fillna(False) for c in TRANSACTION_COLUMNS[1:]]
@@ -206,19 +188,17 @@ def deduplicate_transactions(checked: pd.DataFrame) -> pd.DataFrame:
     exact = np.logical_and.reduce(same)
     result = checked.copy()
     result.loc[repeats.index, "reject_column"] = "transaction_id"
-    result.loc[repeats.index, "reject_reason"] = np.where(
-        exact, "exact duplicate of " + kept, "transaction_id already used by " + kept
-    )
+    reason = np.where(exact, "exact duplicate of ", "transaction_id already used by ") + kept
+    result.loc[repeats.index, "reject_reason"] = reason
     result.loc[repeats.index, "reject_value"] = repeats["transaction_id"].astype(STR)
     return result
 
 
 def assemble_day(current: pd.DataFrame, following, day, *, first: bool = False) -> pd.DataFrame:
-    """Return the checked rows of ``day``: the Dask runner's partition.
+    """Return the Dask runner's partition of ``day``: checked rows of its file and the next.
 
-    Those are its file's rows (``current``) but the accepted ones of the day before, which
-    the day before takes (unless ``first``, the run's first day: reported late), plus the
-    accepted rows of the next file (``following``, or None) that belong to ``day``.
+    Accepted rows of ``current`` from the day before go to that day (or, if ``first``, are
+    late); of ``following`` (None: not landed) only the accepted rows of ``day`` are taken.
     """
     since = day - ONE_DAY if first else day
     parts = [current[current["reject_reason"].notna() | (current["tx_date"] >= since)]]
@@ -229,12 +209,10 @@ def assemble_day(current: pd.DataFrame, following, day, *, first: bool = False) 
 
 
 def split_checked(checked: pd.DataFrame, dates):
-    """Split deduplicated checked rows of a run over ``dates`` into three frames.
+    """Split deduplicated checked rows of a run over ``dates``: silver, rejected, late.
 
-    Returns ``silver`` (accepted rows of ``dates`` by ``tx_date``, :data:`SILVER_COLUMNS`,
-    sorted by time), ``rejected`` (rejected rows of the files of ``dates``,
-    :data:`REJECTED_COLUMNS`) and ``late`` (accepted rows of those files whose day is not
-    in ``dates``, :data:`LATE_COLUMNS`).
+    ``silver``: accepted rows of ``dates`` (by ``tx_date``); ``rejected``: rejected rows of
+    the files of ``dates``; ``late``: accepted rows of those files from other days.
     """
     days = pd.DatetimeIndex(dates).astype(NS)
     accepted, ours = checked["reject_reason"].isna(), checked["file_date"].isin(days)
@@ -246,19 +224,15 @@ def split_checked(checked: pd.DataFrame, dates):
     late = checked.loc[accepted & ours & ~in_days, ["tx_date", *LATE_COLUMNS[1:]]]
     late = late.set_axis(list(LATE_COLUMNS), axis=1).astype({"transaction_id": "int64"})
     order = ["date", "source_file", "source_row"]
-    return (
-        silver,
-        rejected.sort_values(order, ignore_index=True),
-        late.sort_values(order, ignore_index=True),
-    )
+    rejected, late = (f.sort_values(order, ignore_index=True) for f in (rejected, late))
+    return silver, rejected, late
 
 
 def build_gold(silver: pd.DataFrame, customers: pd.DataFrame, terminals: pd.DataFrame):
     """Join silver with the dimensions: the table features are built from.
 
-    Drops lineage; adds ``tx_hour``, ``tx_weekday`` (Monday = 0), ``home_region``,
-    ``terminal_region`` and ``distance_to_terminal``. Raises InvalidParameterError for a
-    missing column or an id missing from a dimension.
+    Adds ``tx_hour``, ``tx_weekday`` (Monday = 0), ``home_region``, ``terminal_region``,
+    ``distance_to_terminal``. Raises InvalidParameterError naming a missing column or id.
     """
     check_frame(silver, "build_gold", name="silver", columns=SILVER_COLUMNS)
     found = {}
