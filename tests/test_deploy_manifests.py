@@ -368,14 +368,12 @@ def test_mlflow_image_installs_the_locks_versions_with_hashes():
 # ---------------------------------------------------------------------------- compose
 
 
-def compose(tmp_path, *args, password="s3cretPassw0rd"):
+def compose(tmp_path, *args, chosen="letters0and0digits"):
     """Run `docker compose` (v2, no daemon) with exactly .env.example as .env, plus the password."""
     env_file = tmp_path / ".env"
     text = (ROOT / ".env.example").read_text()
-    if password is not None:
-        text, n = re.subn(
-            rf"^{SETUP_VARIABLE}=.*$", f"{SETUP_VARIABLE}={password}", text, flags=re.M
-        )
+    if chosen is not None:
+        text, n = re.subn(rf"^{SETUP_VARIABLE}=.*$", f"{SETUP_VARIABLE}={chosen}", text, flags=re.M)
         assert n == 1
     env_file.write_text(text)
     # nothing from the caller's environment (CI exports DATABASE_URL, ...) may fill a gap
@@ -404,7 +402,7 @@ def test_compose_config_works_from_the_example_env_file(tmp_path, profile):
 
 
 def test_compose_refuses_to_start_without_the_password(tmp_path):
-    run = compose(tmp_path, "config", "-q", password=None)
+    run = compose(tmp_path, "config", "-q", chosen=None)
     assert run.returncode != 0 and SETUP_VARIABLE in run.stderr
 
 

@@ -88,7 +88,9 @@ def test_unsolved_templates_score_zero_with_a_message_per_criterion(graded, name
     assert all(any(h in c.message for h in hints) for c in result.criteria)
 
 
-@pytest.mark.parametrize("name", ["a1_alternative", "a2_alternative"])
+@pytest.mark.parametrize(
+    "name", ["a1_alternative", pytest.param("a2_alternative", marks=pytest.mark.slow)]
+)
 def test_honest_submissions_get_full_marks(graded, name):
     result = graded(name)
     failed = {c.id: c.message for c in result.criteria if not c.passed}
@@ -111,6 +113,7 @@ def test_boundary_mistakes_lose_exactly_the_criteria_they_break(graded):
     assert "strictly before" in messages and result.mark == "incomplete"
 
 
+@pytest.mark.slow
 def test_a_search_fitted_on_test_rows_fails_the_window_criterion(graded):
     result = graded("a2_leaky_search")
     failed = [c.id for c in result.criteria if not c.passed]

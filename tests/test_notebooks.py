@@ -89,7 +89,19 @@ def test_lab_has_exercises_each_with_solution_then_self_check(path):
 
 
 def _names(node, context):
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, context)}
+    """Names used (or bound) in ``context``; a comprehension's own variables do not leak."""
+    local = {
+        n.id
+        for comp in ast.walk(node)
+        if isinstance(comp, ast.comprehension)
+        for n in ast.walk(comp.target)
+        if isinstance(n, ast.Name)
+    }
+    return {
+        n.id
+        for n in ast.walk(node)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, context) and n.id not in local
+    }
 
 
 def _mutated(tree):
@@ -113,7 +125,10 @@ def _exercise_problems(cells):
         tree = ast.parse(cell.source)
         if "solution" in _tags(cell) or "self-check" in _tags(cell):
             if "self-check" in _tags(cell) and "solution" in _tags(cells[index - 1]):
-                defined = _names(ast.parse(cells[index - 1].source), ast.Store)
+                solution = ast.parse(cells[index - 1].source)
+                defined = _names(solution, ast.Store) | {
+                    n.name for n in solution.body if isinstance(n, ast.FunctionDef | ast.ClassDef)
+                }
                 if not defined & _names(tree, ast.Load):
                     problems.append(
                         f"cell {index}: the self-check uses no name its solution defines"
@@ -125,7 +140,15 @@ def _exercise_problems(cells):
             )
             continue
         for statement in tree.body:
-            needed = _names(statement, ast.Load) & tainted
+            # a loop or `with` target is bound before its body reads it
+            bound = {
+                n.id
+                for part in ast.walk(statement)
+                if isinstance(part, ast.For | ast.withitem)
+                for n in ast.walk(part.target if isinstance(part, ast.For) else part)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            }
+            needed = (_names(statement, ast.Load) - bound) & tainted
             if needed:
                 problems.append(f"cell {index} needs {sorted(needed)}, defined by an exercise")
             tainted -= _names(statement, ast.Store)

@@ -285,23 +285,17 @@ def test_registered_version_is_served_through_onnx_and_drift_is_recorded(
     from mlflow import MlflowClient
 
     assert MlflowClient().get_run(check.run_id).data.tags["drift.flagged"] == "true"
-    again = run_drift_check(reference, model_name="fraud-batch", engine=engine, log_to_mlflow=False)
-    assert again.run_id is None
+    again = run_drift_check(reference, model_name="fraud-batch", engine=engine)
+    assert again.run_id != check.run_id and again.report.equals(check.report)
     assert len(read_table("drift_reports", engine=engine)) == len(check.report)  # one report
 
 
 def test_drift_check_needs_predictions_in_the_window(engine, model, features):
     with pytest.raises(ValueError, match="predictions"):
-        run_drift_check(features, model_name="fraud-test", engine=engine, log_to_mlflow=False)
+        run_drift_check(features, model_name="fraud-test", engine=engine)
     score_day(DAY, model=model, engine=engine)
-    with pytest.raises(ValueError, match="no predictions of 'fraud-test' between 2026-01-02"):
-        run_drift_check(
-            features,
-            model_name="fraud-test",
-            window_end="2026-01-03",
-            engine=engine,
-            log_to_mlflow=False,
-        )
+    with pytest.raises(ValueError, match="no predictions of 'fraud-test' on 2026-01-02"):
+        run_drift_check(features, model_name="fraud-test", window_end="2026-01-03", engine=engine)
     with pytest.raises(TypeError, match="reference"):
         run_drift_check(features.to_numpy(), engine=engine)
 

@@ -1,5 +1,6 @@
-"""Course tooling, apart from what learners import: the grader and its checks, the demo,
-the ``production`` command line and the scoring service app.
+"""Course tooling, apart from what learners import.
 
-Learners import :mod:`production`; nothing here is needed to follow a lab.
+The grader and its checks, the demo, the ``production`` command line, the scoring service
+app and the quiz bank. Learners import :mod:`production`; nothing here is needed to follow
+a lab.
 """

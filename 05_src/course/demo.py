@@ -184,12 +184,10 @@ def _tune(split: _Split, random_state: int, baseline_ap: float):
     )
 
 
-def _register(search: GridSearchCV, run_id: str, split: _Split, random_state: int):
+def _register(search: GridSearchCV, run_id: str, split: _Split):
     """Register the search's best pipeline as challenger and log its checked ONNX graph."""
     version = register_best_model(run_id, MODEL_NAME, alias="challenger")
-    serving = register_for_serving(
-        search.best_estimator_, split.X_train, run_id=run_id, random_state=random_state
-    )
+    serving = register_for_serving(search.best_estimator_, split.X_train, run_id=run_id)
     if serving["backend"] == "onnx":
         how = f"ONNX Runtime, within {serving['max_difference']:.1g} of scikit-learn"
     else:
@@ -299,9 +297,8 @@ def run_demo(
         split, random_state, baseline_ap,
     )  # fmt: skip
     version, served_by = stage(
-        "register as challenger, with its ONNX graph for serving", _register,
-        search, run_id, split, random_state,
-    )  # fmt: skip
+        "register as challenger, with its ONNX graph for serving", _register, search, run_id, split
+    )
     champion, gate = stage("promote through the metric gate", _promote, version)
     model = load_model(MODEL_NAME, "champion")  # what serving uses, explained and monitored
     stage(f"explain champion v{champion} (SHAP)", _explain, model, split, plots, random_state)

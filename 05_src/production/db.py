@@ -1,15 +1,9 @@
 """The course database: SQLite by default, PostgreSQL when ``DATABASE_URL`` says so.
 
-Every write is one transaction (a failure part-way leaves the table as it was) holding the
-table's write lock from its start (``pg_advisory_xact_lock`` on PostgreSQL, ``BEGIN
-IMMEDIATE`` on SQLite): overlapping writes run one after the other. ``mode``:
-
-* ``"replace"`` -- the table becomes exactly the frame;
-* ``"upsert"`` -- rows whose ``key_cols`` match are replaced, others inserted;
-* ``"replace_partitions"`` -- every partition (distinct values of ``partition_cols``) in
-  the frame is replaced by the frame's rows, e.g. one day of transactions;
-* ``"append"`` -- plain insert (not idempotent: re-running it duplicates rows).
-On PostgreSQL rows travel through ``COPY``, 5-30x faster than ``DataFrame.to_sql``.
+Every write is one transaction holding the table's write lock (``pg_advisory_xact_lock`` on
+PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite). ``mode``: ``"replace"`` (the table becomes the
+frame), ``"upsert"`` (rows matching on ``key_cols`` replaced), ``"replace_partitions"`` (the
+frame's partitions of ``partition_cols`` replaced) or ``"append"``. PostgreSQL uses ``COPY``.
 """
 
 import io
@@ -62,11 +56,8 @@ def _engine_for(url: str) -> Engine:
     """One engine per URL; SQLite transactions begin explicitly (SQLAlchemy's recipe)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(
-            url,
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "production"},
-        )
+        args = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "production"}
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=args)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
@@ -87,9 +78,7 @@ def get_engine(url: str | None = None) -> Engine:
     """Return a cached engine for ``url`` (default: ``get_settings().database_url``)."""
     url = url or get_settings().database_url
     if "@" in (make_url(url).host or ""):
-        raise InvalidParameterError(
-            f"get_engine: write '@' in a password as %40: {mask_url(url)!r}"
-        )
+        raise InvalidParameterError(f"get_engine: write '@' in a password as %40: {mask_url(url)}")
     return _engine_for(url)
 
 
@@ -157,9 +146,7 @@ def _quote(conn: Connection, name: str) -> str:
 def _columns(conn: Connection, name: str) -> list[str] | None:
     """Return the columns of table ``name``, or None if it does not exist."""
     inspector = sa.inspect(conn)
-    if not inspector.has_table(name):
-        return None
-    return [col["name"] for col in inspector.get_columns(name)]
+    return [c["name"] for c in inspector.get_columns(name)] if inspector.has_table(name) else None
 
 
 def _copy_rows(frame: pd.DataFrame, name: str, conn: Connection) -> None:
@@ -175,10 +162,9 @@ def _copy_rows(frame: pd.DataFrame, name: str, conn: Connection) -> None:
     pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer, options)
     buffer.seek(0)
     columns = ", ".join(_quote(conn, c) for c in frame.columns)
+    copy = f"COPY {_quote(conn, name)} ({columns}) FROM STDIN WITH (FORMAT csv)"
     with conn.connection.dbapi_connection.cursor() as cursor:
-        cursor.copy_expert(
-            f"COPY {_quote(conn, name)} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer
-        )
+        cursor.copy_expert(copy, buffer)
 
 
 def _match_columns(frame: pd.DataFrame, mode: str, key_cols, partition_cols) -> list[str]:
@@ -212,14 +198,12 @@ def write_table(
 ) -> int:
     """Write ``frame`` (not its index) to table ``name`` in one locked transaction.
 
-    A table that does not exist is created with the column types pandas picks for ``frame``.
-
     Parameters
     ----------
     frame : pandas.DataFrame
-        Rows to write; column names are letters, digits and underscores.
+        Rows to write; a new table gets the column types pandas picks.
     name : str
-        Table name: letters, digits and underscores.
+        Table name: letters, digits and underscores, like the column names.
     mode : {"replace", "upsert", "replace_partitions", "append"}, default="replace"
         How the rows meet what the table holds (see the module docstring).
     key_cols : str or list of str, optional
@@ -243,9 +227,7 @@ def write_table(
     """
     bad = [c for c in frame.columns if not TableName().is_satisfied_by(c)]
     if bad:
-        raise InvalidParameterError(
-            f"write_table: column name(s) {bad} of frame must be {TableName()}"
-        )
+        raise InvalidParameterError(f"write_table: frame column(s) {bad} must be {TableName()}")
     match = _match_columns(frame, mode, key_cols, partition_cols)
     with _begin(engine or get_engine(), write=True) as conn:
         if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE holds the lock
@@ -275,10 +257,8 @@ def _replace_matching(conn: Connection, frame: pd.DataFrame, name: str, match: l
     target, stage = _quote(conn, name), _quote(conn, staging)
     frame.head(0).to_sql(staging, conn, index=False)
     _copy_rows(frame, staging, conn)
-    cols = [_quote(conn, c) for c in match]
-    conn.exec_driver_sql(
-        f"CREATE INDEX {_quote(conn, 'ix' + staging)} ON {stage} ({', '.join(cols)})"
-    )
+    cols, index = [_quote(conn, c) for c in match], _quote(conn, "ix" + staging)
+    conn.exec_driver_sql(f"CREATE INDEX {index} ON {stage} ({', '.join(cols)})")
     condition = " AND ".join(f"s.{c} = {target}.{c}" for c in cols)
     conn.exec_driver_sql(
         f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {condition})"
@@ -308,7 +288,7 @@ def read_table(name: str, *, columns=None, engine: Engine | None = None) -> pd.D
     Raises
     ------
     InvalidParameterError
-        If the table or a requested column does not exist (the message lists what does).
+        If the table or a requested column does not exist.
     DatabaseUnavailableError
         If the database cannot be reached.
     """

@@ -1,8 +1,7 @@
 """Explain fitted pipelines per ORIGINAL column: SHAP values and permutation importance.
 
-The only module that imports :mod:`shap`. SHAP explains ``pipeline[-1]`` on
-``pipeline[:-1].transform(X)``, then sums one-hot columns back to their column (exact, as
-SHAP values add up): a classifier's ``decision_function``, else ``predict_proba[:, 1]``.
+SHAP explains ``pipeline[-1]`` on ``pipeline[:-1].transform(X)``, then sums one-hot columns
+back to their column (exact, as SHAP values add up).
 """
 
 from __future__ import annotations
@@ -41,9 +40,14 @@ __all__ = [
 
 _POSITIVE = Interval(int, 1, None)
 _SEED = Interval(int, 0, None, none=True)
-_TREE_MODELS = (tree.BaseDecisionTree, *(getattr(ensemble, f"{kind}{task}")
-    for kind in ("RandomForest", "ExtraTrees", "GradientBoosting", "HistGradientBoosting")
-    for task in ("Classifier", "Regressor")))  # fmt: skip
+_TREE_MODELS = (
+    tree.BaseDecisionTree,
+    *(
+        getattr(ensemble, f"{kind}{task}")
+        for kind in ("RandomForest", "ExtraTrees", "GradientBoosting", "HistGradientBoosting")
+        for task in ("Classifier", "Regressor")
+    ),
+)
 
 
 def _feature_origins(preprocessor) -> list[str]:
@@ -81,8 +85,7 @@ def _checked_rows(pipeline: Pipeline, X, where: str) -> pd.DataFrame:
     classes = getattr(pipeline[-1], "classes_", [0, 1])
     if is_classifier(pipeline[-1]) and len(classes) != 2:
         raise InvalidParameterError(
-            f"{where}: the model must be a binary classifier or a regressor; "
-            f"it has classes {list(classes)}."
+            f"{where}: the model must be a binary classifier or a regressor; classes {list(classes)}."
         )
     return X[fitted]
 
@@ -136,8 +139,7 @@ def compute_shap_values(
 ) -> shap.Explanation:
     """Compute SHAP values of a fitted pipeline, one column per original feature.
 
-    Tree models: exact :class:`shap.TreeExplainer`. Linear models: ``LinearExplainer``;
-    others: ``KernelExplainer`` (slow), both against a background sample of ``X``.
+    Explainers: ``TreeExplainer`` (trees), ``LinearExplainer``, else ``KernelExplainer`` (slow).
 
     Parameters
     ----------
@@ -293,8 +295,6 @@ def compute_permutation_importance(
     result = permutation_importance(
         pipeline, X, y, scoring=scoring, n_repeats=n_repeats, random_state=random_state
     )
-    importance = pd.DataFrame(
-        {"feature": X.columns, "importance_mean": result.importances_mean,
-         "importance_std": result.importances_std}
-    )  # fmt: skip
-    return importance.sort_values("importance_mean", ascending=False, ignore_index=True)
+    means, stds = result.importances_mean, result.importances_std
+    table = pd.DataFrame({"feature": X.columns, "importance_mean": means, "importance_std": stds})
+    return table.sort_values("importance_mean", ascending=False, ignore_index=True)

@@ -15,21 +15,16 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from production._validation import (
-    Interval,
-    InvalidParameterError,
-    TableName,
-    as_timestamp,
-    check_frame,
-    validate_params,
-)
+from production._validation import TableName, as_timestamp, check_frame, validate_params
 from production.db import get_engine, read_sql, table_exists
 from production.features import CATEGORICAL_FEATURES, CUSTOMER_WINDOWS, TERMINAL_WINDOWS
 
-__all__ = ["OnlineFeatureStore", "read_transactions"]
+__all__ = ["LONGEST_WINDOW", "OnlineFeatureStore", "read_transactions"]
 
+#: The longest feature window: the history a transaction's features need.
+LONGEST_WINDOW = pd.Timedelta(days=max(CUSTOMER_WINDOWS + TERMINAL_WINDOWS))
 _DAY_NS = 86_400 * 10**9
-_HORIZON_NS = (max(CUSTOMER_WINDOWS + TERMINAL_WINDOWS) + 1) * _DAY_NS  # history kept
+_HORIZON_NS = LONGEST_WINDOW.value + _DAY_NS  # history kept
 _SQL_TIME = "%Y-%m-%d %H:%M:%S"  # text that SQLite (text order) and PostgreSQL both compare
 
 
@@ -65,12 +60,9 @@ def _mean(values: list) -> float:
 def _ns(value, where: str) -> tuple[pd.Timestamp, int]:
     """Return ``tx_datetime`` as a Timestamp and nanoseconds since 1970, else raise."""
     when = as_timestamp(value, "tx_datetime", where)
-    try:
-        return when, when.as_unit("ns").value
-    except (OverflowError, ValueError):  # nanoseconds since 1970 span 1677-2262
-        raise InvalidParameterError(
-            f"{where}: tx_datetime must be between 1677 and 2262. Got {value!r} instead."
-        ) from None
+    if not pd.Timestamp.min <= when <= pd.Timestamp.max:  # nanoseconds since 1970: 1677-2262
+        raise ValueError(f"{where}: tx_datetime must be between 1677 and 2262. Got {value!r}.")
+    return when, when.as_unit("ns").value
 
 
 class OnlineFeatureStore:
@@ -78,17 +70,16 @@ class OnlineFeatureStore:
 
     :meth:`lookup` gives a transaction the values ``compute_model_features`` gives it offline,
     by binary search in each customer's and terminal's sorted history. A transaction dated
-    over ``max_ahead_days`` after the wall clock is not recorded: it cannot move the clock
+    over ``max_ahead_days`` (1) after the wall clock is not recorded: it cannot move the clock
     past which older history is dropped.
     """
 
-    @validate_params(max_ahead_days=Interval(float, 0, None))
-    def __init__(self, *, max_ahead_days: float = 1.0):
-        self.max_ahead_days = max_ahead_days
-        # customer_id -> ([times], [amounts]); terminal_id -> ([times], [label_ns * 2 + fraud])
-        self._customers: dict[int, tuple[list, list]] = {}
-        self._terminals: dict[int, tuple[list, list]] = {}
-        self._seen: dict[int, int] = {}  # transaction_id -> time, to ignore retries
+    max_ahead_days = 1.0  # a class attribute: set it on the instance to change it
+
+    def __init__(self):
+        # customer_id -> ([times], [amounts]); terminal_id -> ([times], [label_ns * 2 + fraud]);
+        # transaction_id -> time, to ignore retries
+        self._customers, self._terminals, self._seen = {}, {}, {}
         self._clock_ns, self._n_since_prune, self._lock = None, 0, threading.Lock()
 
     @property
@@ -103,9 +94,9 @@ class OnlineFeatureStore:
 
     @classmethod
     @validate_params(table=TableName())
-    def from_database(cls, *, table="transactions", engine=None, **kwargs):
+    def from_database(cls, *, table="transactions", engine=None):
         """Build a store holding the last ``max(windows) + 1`` days of ``table`` (may be empty)."""
-        store, engine = cls(**kwargs), engine or get_engine()
+        store, engine = cls(), engine or get_engine()
         if not table_exists(table, engine=engine):
             return store
         limit = f"{pd.Timestamp(store.latest_allowed_ns, unit='ns'):{_SQL_TIME}}"

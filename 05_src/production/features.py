@@ -1,10 +1,8 @@
 """Features of the fraud model: point-in-time windowed features and the model pipeline. Pure.
 
 Point-in-time rules: the window of a transaction at ``t`` holds the other transactions with
-``t - w <= tx_datetime < t`` (strictly before: never the transaction itself, nor one at the
-same instant), and a label counts only once known, ``label_available_at <= t``.
-:func:`check_point_in_time` recomputes features on the data as known at past moments
-(:func:`as_known_at`) and reports every value that changed.
+``t - w <= tx_datetime < t`` (strictly before), and a label counts only once known,
+``label_available_at <= t``. :func:`check_point_in_time` checks features against them.
 """
 
 from __future__ import annotations
@@ -69,6 +67,8 @@ FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 _CUSTOMER_COLUMNS = ["customer_id", "tx_datetime", "amount"]
 _TERMINAL_COLUMNS = ["terminal_id", "tx_datetime", "is_fraud", "label_available_at"]
+_INPUTS = list(dict.fromkeys(_CUSTOMER_COLUMNS + _TERMINAL_COLUMNS))
+_TIMES = ["tx_datetime", "label_available_at"]
 _ON_LEAK = OneOf("raise", "warn", "ignore")
 
 
@@ -123,11 +123,8 @@ def _customer_block(frame: pd.DataFrame, windows: tuple[int, ...]) -> pd.DataFra
 
 
 def _terminal_block(frame: pd.DataFrame, windows: tuple[int, ...]) -> pd.DataFrame:
-    """Transactions, known frauds and known fraud rate at each terminal (whole terminals).
-
-    Transaction j enters its terminal's window just after tx_j, its label (and fraud) at
-    label_j, and both leave just after tx_j + w: a feature at t sums the events <= t.
-    """
+    """Count transactions, known frauds and the known fraud rate at each terminal, per window."""
+    # transaction j enters at tx_j + 1 ns, its label at label_j, both leave at tx_j + w + 1 ns
     t = frame["tx_datetime"].to_numpy("datetime64[ns]")
     label_at = frame["label_available_at"].to_numpy("datetime64[ns]")
     fraud = frame["is_fraud"].to_numpy("float64")
@@ -164,9 +161,7 @@ def _terminal_block(frame: pd.DataFrame, windows: tuple[int, ...]) -> pd.DataFra
 
 def _check_transactions(transactions: pd.DataFrame, where: str) -> None:
     """Raise unless ``transactions`` has the columns, a unique index and labels after times."""
-    columns = list(dict.fromkeys(_CUSTOMER_COLUMNS + _TERMINAL_COLUMNS))
-    times = ["tx_datetime", "label_available_at"]
-    check_frame(transactions, where, name="transactions", columns=columns, datetime_columns=times)
+    check_frame(transactions, where, name="transactions", columns=_INPUTS, datetime_columns=_TIMES)
     early = transactions["label_available_at"] <= transactions["tx_datetime"]
     if not transactions.index.is_unique or early.any():
         raise InvalidParameterError(
@@ -186,12 +181,9 @@ def compute_windowed_features(
 ) -> pd.DataFrame:
     """Compute the point-in-time customer and terminal windowed features.
 
-    Over the other transactions with ``t - w <= tx_datetime < t``: the customer's
-    ``customer_tx_count_{w}d`` and ``customer_amount_mean_{w}d`` (NaN if none); the
-    terminal's ``terminal_tx_count_{w}d``, ``terminal_fraud_count_{w}d`` (frauds whose
-    label is known at ``t``) and ``terminal_fraud_rate_{w}d`` (known frauds / known
-    labels). Dask shuffles whole customers (terminals) into partitions and runs the same
-    pandas code on each: identical values.
+    Over the other transactions with ``t - w <= tx_datetime < t``: the customer's count and
+    mean amount; the terminal's count, frauds known at ``t`` and known fraud rate. Dask runs
+    the same pandas code on whole customers (terminals) per partition: identical values.
 
     Parameters
     ----------
@@ -214,14 +206,12 @@ def compute_windowed_features(
     Raises
     ------
     InvalidParameterError
-        If a column is missing (named) or not datetime64, the index has duplicates, a
-        label is known at or before its transaction, or a parameter is invalid.
+        For a missing column, a duplicated index, a label known before its transaction.
     """
     where = "compute_windowed_features"
     customer_windows = _as_windows(customer_windows, "customer_windows", where)
     terminal_windows = _as_windows(terminal_windows, "terminal_windows", where)
     _check_transactions(transactions, where)
-    columns = list(dict.fromkeys(_CUSTOMER_COLUMNS + _TERMINAL_COLUMNS))
     if backend == "pandas":
         customer = _customer_block(transactions[_CUSTOMER_COLUMNS], customer_windows)
         terminal = _terminal_block(transactions[_TERMINAL_COLUMNS], terminal_windows)
@@ -229,13 +219,13 @@ def compute_windowed_features(
     import dask  # optional heavy dependency: only the Dask backend needs it
     import dask.dataframe as dd
 
-    ddf = dd.from_pandas(transactions[columns], npartitions=npartitions, sort=False)
+    ddf = dd.from_pandas(transactions[_INPUTS], npartitions=npartitions, sort=False)
     parts = []
     for block, key, windows in (
         (_customer_block, "customer_id", customer_windows),
         (_terminal_block, "terminal_id", terminal_windows),
     ):
-        meta = block(transactions[columns].iloc[:0], windows)
+        meta = block(transactions[_INPUTS].iloc[:0], windows)
         parts.append(ddf.shuffle(on=key).map_partitions(block, windows, meta=meta))
     customer, terminal = dask.compute(*parts)
     return pd.concat([customer.loc[transactions.index], terminal.loc[transactions.index]], axis=1)
@@ -244,8 +234,7 @@ def compute_windowed_features(
 def compute_model_features(transactions: pd.DataFrame, *, backend: str = "pandas") -> pd.DataFrame:
     """Compute the model's input columns (:data:`FEATURE_COLUMNS`), point in time.
 
-    Row columns (``amount``, ``tx_hour``, ``tx_weekday`` with Monday = 0,
-    ``merchant_category``, ``channel``) plus :func:`compute_windowed_features`. To score
+    Row columns (``tx_weekday``: Monday = 0) plus :func:`compute_windowed_features`. To score
     a day, pass that day and the 30 days before it (complete windows).
 
     Parameters
@@ -266,7 +255,7 @@ def compute_model_features(transactions: pd.DataFrame, *, backend: str = "pandas
     InvalidParameterError
         As :func:`compute_windowed_features`, naming a missing column.
     """
-    needed = list(dict.fromkeys(_CUSTOMER_COLUMNS + _TERMINAL_COLUMNS)) + list(CATEGORICAL_FEATURES)
+    needed = _INPUTS + list(CATEGORICAL_FEATURES)
     check_frame(transactions, "compute_model_features", name="transactions", columns=needed)
     windowed = compute_windowed_features(transactions[needed], backend=backend)
     when = transactions["tx_datetime"]
@@ -289,9 +278,8 @@ def as_known_at(transactions: pd.DataFrame, at) -> pd.DataFrame:
     Parameters
     ----------
     transactions : pandas.DataFrame
-        With ``tx_datetime`` and ``label_available_at`` (datetime64). Where the label is
-        not known at ``at``, ``is_fraud`` and ``fraud_scenario`` become NaN (float64) and
-        ``label_available_at`` NaT.
+        With ``tx_datetime`` and ``label_available_at``; labels unknown at ``at`` become NaN
+        (``is_fraud``, ``fraud_scenario``) and NaT.
     at : str or datetime-like
         The moment, e.g. ``"2026-02-12 09:30"``.
 
@@ -305,8 +293,7 @@ def as_known_at(transactions: pd.DataFrame, at) -> pd.DataFrame:
     InvalidParameterError
         If a column is missing (named) or not datetime64, or ``at`` is not a time.
     """
-    times = ["tx_datetime", "label_available_at"]
-    check_frame(transactions, "as_known_at", name="transactions", datetime_columns=times)
+    check_frame(transactions, "as_known_at", name="transactions", datetime_columns=_TIMES)
     at = as_timestamp(at, "at", "as_known_at")
     view = transactions.loc[transactions["tx_datetime"] <= at].copy()
     unknown = ~(view["label_available_at"] <= at)
@@ -326,9 +313,8 @@ def check_point_in_time(
 ) -> pd.DataFrame:
     """Check that features only use what was known when each transaction happened.
 
-    For every cutoff ``T``, ``compute_features`` runs again on ``as_known_at(transactions,
-    T)``: a point-in-time correct feature keeps every value; one that peeks at later rows
-    or at labels before they arrive changes (the offline/online consistency test).
+    For every cutoff ``T``, ``compute_features`` runs again on ``as_known_at(transactions, T)``:
+    a point-in-time correct feature keeps every value.
 
     Parameters
     ----------
@@ -344,8 +330,7 @@ def check_point_in_time(
     Returns
     -------
     pandas.DataFrame
-        One row per feature (index ``feature``): ``n_checked`` (row x cutoff values),
-        ``n_changed`` and ``passed``.
+        One row per feature: ``n_checked``, ``n_changed`` and ``passed``.
 
     Raises
     ------
@@ -391,10 +376,8 @@ def _features_of(compute_features: Callable, frame: pd.DataFrame) -> pd.DataFram
 def build_preprocessor(numeric_cols, categorical_cols=()) -> ColumnTransformer:
     """Build the course's preprocessing step: impute and scale numbers, encode categories.
 
-    Step names are API: in :func:`build_pipeline` they make grid keys such as
-    ``"preprocess__num__impute__strategy"``. A missing category becomes ``"missing"``; a
-    category never seen in training becomes all zeros. Other columns are dropped. The output
-    is dense (``sparse_output=False``): ``HistGradientBoostingClassifier`` refuses sparse input.
+    Step names are API (grid keys such as ``"preprocess__num__impute__strategy"``). The
+    output is dense: ``HistGradientBoostingClassifier`` refuses sparse input.
 
     Parameters
     ----------
@@ -406,8 +389,7 @@ def build_preprocessor(numeric_cols, categorical_cols=()) -> ColumnTransformer:
     Returns
     -------
     sklearn.compose.ColumnTransformer
-        Unfitted: ``[("num", Pipeline([("impute", ...), ("scale", ...)]), numeric_cols),
-        ("cat", Pipeline([("impute", ...), ("encode", ...)]), categorical_cols)]``.
+        Unfitted, with steps ``num`` (``impute``, ``scale``) and ``cat`` (``impute``, ``encode``).
 
     Raises
     ------
@@ -440,10 +422,5 @@ def build_pipeline(preprocessor, model) -> Pipeline:
     -------
     sklearn.pipeline.Pipeline
         Unfitted; grid keys read ``"model__max_depth"``, ``"preprocess__num__impute__strategy"``.
-
-    Notes
-    -----
-    A column missing at fit time is named by scikit-learn: "Some column names are not
-    columns of the dataframe: {'amount_eur'}".
     """
     return Pipeline([("preprocess", preprocessor), ("model", model)])

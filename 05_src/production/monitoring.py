@@ -1,9 +1,8 @@
 """Monitor a deployed model: data drift and performance over time. Pure: no I/O.
 
 Drift compares a ``reference`` sample with a ``current`` one, feature by feature: the
-:func:`psi` effect size (< 0.1 stable, 0.1-0.2 moderate, > 0.2 large) and the tests
-:func:`ks_test` and :func:`chi2_test`, which on large samples flag negligible shifts.
-:func:`performance_over_time` uses only the labels known at a date (they arrive late).
+:func:`psi` effect size (< 0.1 stable, > 0.2 large) and the tests :func:`ks_test` and
+:func:`chi2_test`. :func:`performance_over_time` uses only the labels known at a date.
 """
 
 from __future__ import annotations
@@ -35,8 +34,7 @@ __all__ = [
     "psi",
 ]
 
-#: Proportion given to an empty bin (or a category absent from one sample) so that the
-#: PSI stays finite; an empty bin then adds about ``p * ln(p / 1e-4)`` instead of infinity.
+#: Proportion given to an empty bin (or a category absent from one sample): the PSI stays finite.
 PSI_EPSILON = 1e-4
 
 _REPORT_COLUMNS = ["feature", "kind", "psi", "statistic", "p_value", "drifted"]
@@ -79,30 +77,13 @@ def _counts(ref: pd.Series, cur: pd.Series, categorical: bool, bins: int):
     )
 
 
-def _psi_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    """Return the PSI of two count vectors, empty proportions raised to PSI_EPSILON."""
-    ref_p = np.maximum(ref_counts / ref_counts.sum(), PSI_EPSILON)
-    cur_p = np.maximum(cur_counts / cur_counts.sum(), PSI_EPSILON)
-    return float(np.sum((cur_p - ref_p) * np.log(cur_p / ref_p)))
-
-
-def _chi2_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
-    """Chi-squared test on the 2 x categories table; (0.0, 1.0) for a single category."""
-    if len(ref_counts) < 2:
-        return 0.0, 1.0
-    result = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))
-    return float(result.statistic), float(result.pvalue)
-
-
 @validate_params(bins=Interval(int, 2, None))
 def psi(reference, current, *, bins: int = 10) -> float:
     """Compute the Population Stability Index of ``current`` against ``reference``.
 
-    ``PSI = sum_i (c_i - r_i) * ln(c_i / r_i)``, where ``r_i`` and ``c_i`` are the shares
-    of the reference and current samples in bin ``i``. Numeric data: ``bins`` quantile bins
-    of the reference, right-closed, outer bins open-ended (repeated quantiles merge).
-    Categorical data (strings, category, bool): one bin per category seen in either
-    sample. Empty shares become :data:`PSI_EPSILON`; missing values are ignored.
+    ``PSI = sum_i (c_i - r_i) * ln(c_i / r_i)`` over the shares ``r_i``, ``c_i`` of the
+    samples in bin ``i``: quantile bins of the reference for numbers, one bin per category
+    otherwise. Empty shares become :data:`PSI_EPSILON`; missing values are ignored.
 
     Parameters
     ----------
@@ -114,7 +95,7 @@ def psi(reference, current, *, bins: int = 10) -> float:
     Returns
     -------
     float
-        The PSI, >= 0; 0 when both samples have the same shares.
+        The PSI, >= 0.
 
     Examples
     --------
@@ -123,7 +104,10 @@ def psi(reference, current, *, bins: int = 10) -> float:
     0.27
     """
     ref, cur, categorical = _clean(reference, current, "psi")
-    return _psi_from_counts(*_counts(ref, cur, categorical, bins))
+    ref_p, cur_p = (
+        np.maximum(c / c.sum(), PSI_EPSILON) for c in _counts(ref, cur, categorical, bins)
+    )
+    return float(np.sum((cur_p - ref_p) * np.log(cur_p / ref_p)))
 
 
 def ks_test(reference, current) -> tuple[float, float]:
@@ -158,11 +142,16 @@ def chi2_test(reference, current) -> tuple[float, float]:
         (0.0, 1.0) when only one category occurs.
     """
     ref, cur, _ = _clean(reference, current, "chi2_test", kind=True)
-    return _chi2_from_counts(*_counts(ref, cur, True, 0))
+    ref_counts, cur_counts = _counts(ref, cur, True, 0)
+    if len(ref_counts) < 2:  # a single category
+        return 0.0, 1.0
+    result = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))
+    return float(result.statistic), float(result.pvalue)
 
 
-def _report_columns(reference, current, numeric_cols, categorical_cols, where: str):
+def _report_columns(reference, current, numeric_cols, categorical_cols):
     """Resolve the numeric and categorical columns a drift report checks."""
+    where = "drift_report"
     numeric, categorical = (
         None if cols is None else column_list(cols, name, where)
         for cols, name in ((numeric_cols, "numeric_cols"), (categorical_cols, "categorical_cols"))
@@ -197,44 +186,33 @@ def drift_report(
 ) -> pd.DataFrame:
     """Compare two samples column by column: the PSI and a two-sample test per feature.
 
-    Numeric columns get the KS test, categorical ones the chi-squared test. A column is
-    ``drifted`` when its PSI >= ``psi_threshold`` OR its p-value < ``p_value_threshold``
-    (``0`` switches the tests off: on large samples they flag negligible shifts).
+    Numeric columns get the KS test, categorical ones the chi-squared test.
 
     Parameters
     ----------
     reference, current : pandas.DataFrame
         Baseline sample and sample to compare, with the same columns.
     numeric_cols, categorical_cols : list of str, optional
-        Columns to check. ``None``: the numeric (non-bool) columns, resp. the others, of
-        ``reference`` not listed in the other list.
+        Columns to check; ``None``: the numeric (non-bool), resp. other, columns not listed.
     psi_threshold, p_value_threshold : float, default=0.2, 0.01
-        A column is drifted from this PSI on, or below this p-value.
+        A column is ``drifted`` from this PSI on, or below this p-value (0: tests off).
 
     Returns
     -------
     pandas.DataFrame
-        One row per column (numeric first): ``feature``, ``kind`` ("numeric" or
-        "categorical"), ``psi``, ``statistic``, ``p_value``, ``drifted``.
-        ``attrs["psi_threshold"]`` keeps the threshold for :func:`plot_drift_report`.
+        One row per column: ``feature``, ``kind``, ``psi``, ``statistic``, ``p_value``,
+        ``drifted``; ``attrs["psi_threshold"]`` keeps the threshold.
     """
-    where = "drift_report"
-    numeric, categorical = _report_columns(
-        reference, current, numeric_cols, categorical_cols, where
-    )
+    numeric, categorical = _report_columns(reference, current, numeric_cols, categorical_cols)
     rows = []
     for col in [*numeric, *categorical]:
-        kind = "categorical" if col in categorical else "numeric"
-        pair = (reference[col], current[col])
-        if kind == "categorical":  # a numeric code listed in categorical_cols is a category
-            pair = (pair[0].astype(object), pair[1].astype(object))
-        ref, cur, is_categorical = _clean(*pair, f"{where}: column {col!r}")
-        ref_counts, cur_counts = _counts(ref, cur, is_categorical, 10)
-        if is_categorical:
-            statistic, p_value = _chi2_from_counts(ref_counts, cur_counts)
-        else:
-            statistic, p_value = ks_test(ref, cur)
-        value = _psi_from_counts(ref_counts, cur_counts)
+        pair = [reference[col], current[col]]
+        if col in categorical:  # a numeric code listed in categorical_cols is a category
+            pair = [sample.astype(object) for sample in pair]
+        ref, cur, is_categorical = _clean(*pair, f"drift_report: column {col!r}")
+        kind = "categorical" if is_categorical else "numeric"
+        statistic, p_value = chi2_test(ref, cur) if is_categorical else ks_test(ref, cur)
+        value = psi(ref, cur)
         drifted = value >= psi_threshold or p_value < p_value_threshold
         rows.append([col, kind, value, statistic, p_value, drifted])
     report = pd.DataFrame(rows, columns=_REPORT_COLUMNS).astype({"drifted": bool})
@@ -242,25 +220,20 @@ def drift_report(
     return report
 
 
-@validate_params(psi_threshold=Interval(float, 0, None, none=True))
-def plot_drift_report(report: pd.DataFrame, *, psi_threshold: float | None = None) -> Figure:
+def plot_drift_report(report: pd.DataFrame) -> Figure:
     """Draw the PSI of every feature as horizontal bars, drifted ones in red.
 
     Parameters
     ----------
     report : pandas.DataFrame
-        Result of :func:`drift_report`.
-    psi_threshold : float, optional
-        Where to draw the threshold line; default ``report.attrs["psi_threshold"]``, else 0.2.
+        Result of :func:`drift_report`; the line is at ``attrs["psi_threshold"]`` (or 0.2).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     check_frame(report, "plot_drift_report", name="report", columns=["feature", "psi", "drifted"])
-    psi_threshold = (
-        report.attrs.get("psi_threshold", 0.2) if psi_threshold is None else psi_threshold
-    )
+    psi_threshold = report.attrs.get("psi_threshold", 0.2)
     ordered = report.sort_values("psi", kind="stable")
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(ordered) + 1.5))
     colors = np.where(ordered["drifted"].to_numpy(dtype=bool), "tab:red", "tab:grey")
@@ -301,7 +274,7 @@ def performance_over_time(
     Parameters
     ----------
     frame : pandas.DataFrame
-        One row per scored transaction, with:
+        One row per scored transaction.
     time_col, label_col, score_col : str
         Datetime column that sets the period; label (1/0, missing while unknown); score.
     freq : str, default="D"
@@ -316,9 +289,7 @@ def performance_over_time(
     Returns
     -------
     pandas.DataFrame
-        One row per period: ``period``, ``n``, ``n_labelled``, ``positives``, ``flagged``,
-        then metrics of the labelled rows (NaN if undefined): ``average_precision``,
-        ``roc_auc``, ``precision``, ``recall``.
+        One row per period: counts, then metrics of the labelled rows (NaN if undefined).
     """
     where = "performance_over_time"
     times = [time_col, *([label_available_col] if label_available_col else [])]

@@ -36,14 +36,8 @@ from production._validation import (
 )
 from production.config import RANDOM_STATE
 from production.db import get_engine, read_sql, table_exists, write_table
-from production.feature_store import OnlineFeatureStore, read_transactions
-from production.features import (
-    CATEGORICAL_FEATURES,
-    CUSTOMER_WINDOWS,
-    FEATURE_COLUMNS,
-    TERMINAL_WINDOWS,
-    compute_model_features,
-)
+from production.feature_store import LONGEST_WINDOW, OnlineFeatureStore, read_transactions
+from production.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, compute_model_features
 from production.monitoring import drift_report, plot_drift_report
 
 __all__ = [
@@ -71,6 +65,8 @@ LOGGER = logging.getLogger(__name__)
 MODEL_NAME = "fraud-demo"
 #: Decisions, for a score below and at-or-above the threshold.
 DECISIONS = ("approve", "block")
+#: The key of the predictions table: one prediction per transaction and day.
+PREDICTION_KEY = ["tx_date", "transaction_id"]
 #: An ONNX graph whose scores differ more than this from ``predict_proba`` is not served.
 MAX_ONNX_DIFFERENCE = 1e-5
 #: What ONNX Runtime is fed for a missing category (its imputer then fills it as sklearn's).
@@ -107,12 +103,9 @@ def _convert_imputer(scope, operator, container):
     version, x = container.target_opset, operator.inputs
     x = OnnxConcat(*x, axis=1, op_version=version) if len(x) > 1 else x[0]
     fill = operator.raw_operator.statistics_.astype(np.float64).reshape(1, -1)
+    out = [operator.outputs[0].full_name]
     where = OnnxWhere(
-        OnnxIsNaN(x, op_version=version),
-        fill,
-        x,
-        op_version=version,
-        output_names=[operator.outputs[0].full_name],
+        OnnxIsNaN(x, op_version=version), fill, x, op_version=version, output_names=out
     )
     where.add_to(scope, container)
 
@@ -140,7 +133,7 @@ def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
     """
     from onnx import TensorProto, compose, helper
     from skl2onnx import to_onnx, update_registered_converter
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
     from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes as shape
     from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 
@@ -158,21 +151,13 @@ def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
         for c in pipeline.feature_names_in_
     ]
     steps = to_onnx(clone[0], initial_types=inputs, target_opset=opsets)
-    width, options = len(clone[0].get_feature_names_out()), {id(clone[-1]): {"zipmap": False}}
-    model = to_onnx(
-        clone[-1],
-        initial_types=[("X", DoubleTensorType([None, width]))],
-        options=options,
-        target_opset=opsets,
-    )
-    output = steps.graph.output[0].name
-    if any(node.op_type == "TreeEnsembleClassifier" for node in model.graph.node):
-        model = to_onnx(
-            clone[-1],
-            initial_types=[("X", FloatTensorType([None, width]))],
-            options=options,
-            target_opset=opsets,
-        )
+    width, output = len(clone[0].get_feature_names_out()), steps.graph.output[0].name
+    for dtype in (np.float64, np.float32):  # trees emit doubles ONNX Runtime refuses: float32
+        X_model = np.zeros((1, width), dtype)  # its dtype sets the input's
+        model = to_onnx(clone[-1], X_model, options={"zipmap": False}, target_opset=opsets)
+        if not any(node.op_type == "TreeEnsembleClassifier" for node in model.graph.node):
+            break
+    if dtype == np.float32:
         steps.graph.node.append(helper.make_node("Cast", [output], ["X32"], to=TensorProto.FLOAT))
         steps.graph.output.pop()
         steps.graph.output.append(helper.make_tensor_value_info("X32", TensorProto.FLOAT, None))
@@ -244,9 +229,7 @@ def check_onnx(onnx_model, pipeline, X_probe: pd.DataFrame) -> float:
 
 
 @validate_params(run_id=Instance(str), n_rows=Interval(int, 1, None))
-def register_for_serving(
-    pipeline, X_sample, *, run_id: str, n_rows=10_000, random_state=RANDOM_STATE
-) -> dict:
+def register_for_serving(pipeline, X_sample, *, run_id: str, n_rows: int = 10_000) -> dict:
     """Log run ``run_id``'s ONNX graph if it scores as ``pipeline`` on ``n_rows`` probe rows.
 
     Otherwise scikit-learn serves, the reason logged: never an error. Returns ``{"backend":
@@ -254,8 +237,7 @@ def register_for_serving(
     """
     try:
         onnx_model = convert_to_onnx(pipeline, X_sample)
-        probes = probe_rows(pipeline, X_sample, n_rows=n_rows, random_state=random_state)
-        difference = check_onnx(onnx_model, pipeline, probes)
+        difference = check_onnx(onnx_model, pipeline, probe_rows(pipeline, X_sample, n_rows=n_rows))
         reason = None if difference <= MAX_ONNX_DIFFERENCE else f"scores differ by {difference:.2g}"
     except Exception as err:  # any failure means: serve with scikit-learn, reason recorded
         difference, reason = None, f"ONNX conversion failed: {type(err).__name__}: {err}"[:500]
@@ -264,11 +246,7 @@ def register_for_serving(
         LOGGER.info("run %s: ONNX graph logged, max difference %.1e", run_id, difference)
     else:
         LOGGER.warning("run %s will be served by scikit-learn: %s", run_id, reason)
-    return {
-        "backend": "sklearn" if reason else "onnx",
-        "max_difference": difference,
-        "reason": reason,
-    }
+    return dict(backend="sklearn" if reason else "onnx", max_difference=difference, reason=reason)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -281,22 +259,15 @@ class ServingModel:
     """
 
     def __init__(
-        self,
-        pipeline,
-        *,
-        name="unregistered",
-        version="0",
-        alias=None,
-        threshold=None,
-        onnx_model: bytes | None = None,
+        self, pipeline, *, name=None, version="0", alias=None, threshold=None, onnx_model=None
     ):
         if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "feature_names_in_"):
             raise TypeError(
                 "ServingModel: pipeline must be a classifier fitted on a DataFrame "
                 f"(predict_proba, feature_names_in_). Got {type(pipeline).__name__} instead."
             )
-        self.pipeline, self.name, self.version = pipeline, str(name), str(version)
-        self.alias, self.threshold = alias, resolve_threshold(threshold)
+        self.pipeline, self.alias, self.threshold = pipeline, alias, resolve_threshold(threshold)
+        self.name, self.version = str(name or "unregistered"), str(version)
         self.feature_names = tuple(str(c) for c in pipeline.feature_names_in_)
         self.known_categories = _known_categories(pipeline)
         self.loaded_at = dt.datetime.now(dt.UTC)
@@ -354,23 +325,16 @@ def resolve_threshold(threshold: float | None = None) -> float:
     return float(check_param(threshold, Interval(float, 0, 1), source, "resolve_threshold"))
 
 
-def load_serving_model(name=MODEL_NAME, alias="champion", *, threshold=None) -> ServingModel:
+def load_serving_model(name=MODEL_NAME, alias="champion") -> ServingModel:
     """Load the version ``alias`` of model ``name`` points at (LookupError if none)."""
     tracking.configure_tracking()
-    for _ in range(3):
+    for _ in range(3):  # the alias may move while we load: then load again
         version = tracking.get_model_version(name, alias).version
         pipeline = tracking.load_model(name, alias)
         onnx_model = tracking.load_onnx_bytes(name, alias)
         if tracking.get_model_version(name, alias).version == version:
             break
-    model = ServingModel(
-        pipeline,
-        name=name,
-        version=version,
-        alias=alias,
-        threshold=threshold,
-        onnx_model=onnx_model,
-    )
+    model = ServingModel(pipeline, name=name, version=version, alias=alias, onnx_model=onnx_model)
     if model.backend != "onnx":
         LOGGER.warning("%s v%s served by scikit-learn: %s", name, version, model.fallback_reason)
     return model
@@ -384,8 +348,7 @@ def load_features(start, end, *, table: str = "transactions", engine=None) -> pd
     """Read the transactions with ``start <= tx_datetime < end``, ids, labels and features."""
     start = as_timestamp(start, "start", "load_features")
     end = as_timestamp(end, "end", "load_features")
-    history = pd.Timedelta(days=max(CUSTOMER_WINDOWS + TERMINAL_WINDOWS))
-    rows = read_transactions(start - history, end, table=table, engine=engine)
+    rows = read_transactions(start - LONGEST_WINDOW, end, table=table, engine=engine)
     features = compute_model_features(rows)
     keep = (rows["tx_datetime"] >= start).to_numpy()
     ids = rows.loc[keep, ["transaction_id", "tx_datetime", "is_fraud", "label_available_at"]]
@@ -427,7 +390,6 @@ class BatchScoringResult:
 @validate_params(
     model=Instance(ServingModel, none=True),
     chunk_size=Interval(int, 1, None),
-    table=TableName(),
     predictions_table=TableName(),
 )
 def score_day(
@@ -449,39 +411,22 @@ def score_day(
     started, day = time.perf_counter(), as_day(day, "day", "score_day")
     engine, model = engine or get_engine(), model or load_serving_model(model_name, alias)
     next_day = day + pd.Timedelta(days=1)
-    features = load_features(day, next_day, table=table, engine=engine)
-    done = []
+    features = todo = load_features(day, next_day, table=table, engine=engine)
     if table_exists(predictions_table, engine=engine):
         done = read_sql(
             f"select transaction_id from {predictions_table} where tx_date >= :day and "
             "tx_date < :next and model_name = :name and model_version = :version",
-            params={
-                "day": str(day),
-                "next": str(next_day),
-                "name": model.name,
-                "version": model.version,
-            },
+            params=dict(day=str(day), next=str(next_day), name=model.name, version=model.version),
             engine=engine,
         )["transaction_id"]
-    todo = features[~features["transaction_id"].isin(done)]
-    for first in range(0, len(todo), chunk_size):
+        todo = features[~features["transaction_id"].isin(done)]
+    chunks = range(0, len(todo), chunk_size)
+    for first in chunks:  # each chunk commits alone: a crash loses at most one chunk
         rows = build_predictions(model, todo.iloc[first : first + chunk_size], day=day)
-        write_table(
-            rows,
-            predictions_table,
-            mode="upsert",
-            key_cols=["tx_date", "transaction_id"],
-            engine=engine,
-        )
+        write_table(rows, predictions_table, mode="upsert", key_cols=PREDICTION_KEY, engine=engine)
+    n_done, seconds = len(features) - len(todo), time.perf_counter() - started
     return BatchScoringResult(
-        day,
-        model.name,
-        model.version,
-        len(features),
-        len(features) - len(todo),
-        len(todo),
-        math.ceil(len(todo) / chunk_size),
-        time.perf_counter() - started,
+        day, model.name, model.version, len(features), n_done, len(todo), len(chunks), seconds
     )
 
 
@@ -497,105 +442,66 @@ class DriftCheck:
     drifted_features: list
     window_start: pd.Timestamp
     window_end: pd.Timestamp
-    run_id: str | None
+    run_id: str
 
 
-def _scored_window(model_name, window_end, window_days, table, predictions_table, engine):
-    """Return the window's features with their ``score``, and the window's bounds."""
-    where = f"from {predictions_table} where model_name = :name"
-    if not table_exists(predictions_table, engine=engine):
-        raise ValueError(f"run_drift_check: no table {predictions_table!r}; run score_day first")
-    if window_end is None:
-        query = f"select max(tx_date) as latest {where}"
-        latest = read_sql(query, params={"name": model_name}, engine=engine)["latest"].iloc[0]
-        if pd.isna(latest):
-            raise ValueError(f"run_drift_check: no predictions of {model_name!r}; run score_day")
-        window_end = pd.Timestamp(latest) + pd.Timedelta(days=1)
-    end = as_day(window_end, "window_end", "run_drift_check")
-    start = end - pd.Timedelta(days=window_days)
-    query = f"select transaction_id, score {where} and tx_date >= :start and tx_date < :end"
-    params = {"name": model_name, "start": str(start), "end": str(end)}
-    scores = read_sql(query, params=params, engine=engine)
-    if scores.empty:
-        raise ValueError(
-            f"run_drift_check: no predictions of {model_name!r} between "
-            f"{start:%Y-%m-%d} and {end:%Y-%m-%d} (excluded)"
-        )
-    features = load_features(start, end, table=table, engine=engine)
-    return features.merge(scores, on="transaction_id"), start, end
-
-
-@validate_params(
-    reference=Instance(pd.DataFrame),
-    window_days=Interval(int, 1, None),
-    predictions_table=TableName(),
-    reports_table=TableName(),
-)
+@validate_params(reference=Instance(pd.DataFrame))
 def run_drift_check(
     reference,
     *,
     model_name=MODEL_NAME,
     window_end=None,
-    window_days=1,
     psi_threshold=0.2,
     p_value_threshold=0.01,
-    experiment="monitoring",
-    log_to_mlflow=True,
-    table="transactions",
-    predictions_table="predictions",
-    reports_table="drift_reports",
     engine=None,
 ) -> DriftCheck:
-    """Compare the last ``window_days`` of scored rows with ``reference``; record, log a run."""
-    engine = engine or get_engine()
-    current, start, end = _scored_window(
-        model_name, window_end, window_days, table, predictions_table, engine
+    """Compare the scored day before ``window_end`` (default: the last) with ``reference``.
+
+    Features and score; the report replaces the window's in table ``drift_reports`` and is
+    logged as a run of the MLflow experiment ``monitoring``.
+    """
+    engine, where = engine or get_engine(), "from predictions where model_name = :name"
+    latest = None
+    if table_exists("predictions", engine=engine):
+        query = f"select max(tx_date) as latest {where}"
+        latest = read_sql(query, params={"name": model_name}, engine=engine)["latest"].iloc[0]
+    if pd.isna(latest):
+        raise ValueError(f"run_drift_check: no predictions of {model_name!r}; run score_day first")
+    end = pd.Timestamp(latest) + pd.Timedelta(days=1) if window_end is None else window_end
+    end = as_day(end, "window_end", "run_drift_check")
+    start = end - pd.Timedelta(days=1)
+    query = f"select transaction_id, score {where} and tx_date >= :start and tx_date < :end"
+    scores = read_sql(
+        query, params=dict(name=model_name, start=str(start), end=str(end)), engine=engine
     )
-    columns = [c for c in (*FEATURE_COLUMNS, "score") if c in reference.columns]
-    columns = [c for c in columns if c != "tx_weekday" or window_days >= 7]
+    if scores.empty:
+        raise ValueError(f"run_drift_check: no predictions of {model_name!r} on {start:%Y-%m-%d}")
+    current = load_features(start, end, engine=engine).merge(scores, on="transaction_id")
+    columns = [c for c in (*FEATURE_COLUMNS, "score") if c in reference and c != "tx_weekday"]
     columns = [c for c in columns if reference[c].notna().any() and current[c].notna().any()]
     categorical = [c for c in columns if c in CATEGORICAL_FEATURES]
+    thresholds = {"psi_threshold": psi_threshold, "p_value_threshold": p_value_threshold}
     report = drift_report(
-        reference[columns],
-        current[columns],
-        categorical_cols=categorical,
-        numeric_cols=[c for c in columns if c not in categorical],
-        psi_threshold=psi_threshold,
-        p_value_threshold=p_value_threshold,
+        reference[columns], current[columns], categorical_cols=categorical, **thresholds
     )
     drifted = report.loc[report["drifted"]].sort_values("psi", ascending=False)["feature"]
-    record = report.assign(
-        model_name=model_name,
-        window_start=start,
-        window_end=end,
-        created_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
-    )
+    window = {"model_name": model_name, "window_start": start, "window_end": end}
+    record = report.assign(**window, created_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
     write_table(
-        record,
-        reports_table,
-        mode="replace_partitions",
-        engine=engine,
-        partition_cols=["model_name", "window_start", "window_end"],
+        record, "drift_reports", mode="replace_partitions", partition_cols=[*window], engine=engine
     )
-    run_id = None
-    if log_to_mlflow:
-        run_id = tracking.log_run(
-            experiment,
-            run_name=f"drift {start:%Y-%m-%d}..{end:%Y-%m-%d}",
-            params={
-                "model_name": model_name,
-                "window_start": f"{start:%Y-%m-%d}",
-                "window_end": f"{end:%Y-%m-%d}",
-                "psi_threshold": psi_threshold,
-            },
-            metrics={
-                "n_drifted": len(drifted),
-                "max_psi": float(report["psi"].max()),
-                "n_current": len(current),
-                "n_reference": len(reference),
-            },
-            tags={"drift.flagged": str(bool(len(drifted))).lower()},
-            figures={"drift/drift_report.png": plot_drift_report(report)},
-            tables={"drift/drift_report.json": report},
-        )
+    run_id = tracking.log_run(
+        "monitoring",
+        run_name=f"drift {start:%Y-%m-%d}",
+        params={**window, **thresholds},
+        metrics={
+            "n_drifted": len(drifted),
+            "max_psi": float(report["psi"].max()),
+            "n_current": len(current),
+            "n_reference": len(reference),
+        },
+        tags={"drift.flagged": str(bool(len(drifted))).lower()},
+        figures={"drift/drift_report.png": plot_drift_report(report)},
+        tables={"drift/drift_report.json": report},
+    )
     return DriftCheck(report, bool(len(drifted)), drifted.tolist(), start, end, run_id)

@@ -1,18 +1,14 @@
 """Simulated card transactions for fraud detection: deterministic, offline, day by day.
 
-After *Reproducible Machine Learning for Credit Card Fraud Detection* (Le Borgne et al.).
-Customers and terminals sit on a 100 x 100 grid (``region`` = quadrant); a customer pays at
-physical terminals within 10 units of home (at least 3, at most 50) or, 20 % of the time, at
-3 web merchants. Each day draws Poisson(``mean_tx_per_day`` x weekday factor) transactions
-with log-normal amounts. Fraud (``fraud_scenario``, highest id wins; ~0.9 % of rows): (1)
-amount > 450; (2) compromised terminals, 28 days; (3) compromised customers, 14 days, 1/3 of
-their transactions, amount x5; (4) from ``drift_start``: card-testing bursts of 3-8 small
-online transactions. From ``drift_start`` amounts are x1.3 and the online share is 0.30;
-earlier days equal a run without drift, row for row. Labels are known U(1, 2 x
-``label_delay_days``) days after a fraud, ``label_delay_days`` after a legitimate one.
-
-Every draw comes from ``SeedSequence(random_state, spawn_key=(stream, key))``, one stream per
-kind of profile and per day, so :func:`iter_days` yields exactly the rows of :func:`simulate`.
+After Le Borgne et al., *Reproducible Machine Learning for Credit Card Fraud Detection*.
+Customers pay at terminals near home or, 20 % of the time, at web merchants; each day draws
+Poisson(``mean_tx_per_day`` x weekday factor) transactions with log-normal amounts. Fraud
+(``fraud_scenario``, highest id wins; ~0.9 % of rows): (1) amount > 450; (2) compromised
+terminals, 28 days; (3) compromised customers, 14 days, amount x5; (4) from ``drift_start``,
+card-testing bursts of 3-8 small online transactions, with amounts x1.3 and an online share
+of 0.30. Labels are known U(1, 2 x ``label_delay_days``) days after a fraud,
+``label_delay_days`` after a legitimate one. Every draw comes from ``SeedSequence(random_state,
+spawn_key=(stream, key))``, so :func:`iter_days` yields exactly the rows of :func:`simulate`.
 """
 
 import datetime as dt
@@ -110,7 +106,7 @@ _CUSTOMER_RATE, _CUSTOMER_DAYS, _CUSTOMER_SHARE, _CUSTOMER_FACTOR = 9e-4, 14, 1 
 _BURST_RATE, _BURST_SIZES, _BURST_AMOUNTS, _BURST_GAP_S = 1.2e-3, (3, 8), (0.5, 10.0), 60.0
 _IDS_PER_DAY, _MAX_CUSTOMERS, _DAY_S, _NS = 10**8, 10**7, 86_400, 10**9
 _CUSTOMERS, _TERMINALS, _PHASES, _DAY, _BAD_TERMINALS, _BAD_CUSTOMERS, _BURSTS = range(7)
-_DAY_KEY_OFFSET = 1_000  # seed streams' spawn keys are >= 0; days before the start are < 0
+_DAY_KEY_OFFSET = 1_000  # spawn keys are >= 0; days before the start are < 0
 
 
 @dataclass(frozen=True, repr=False)
@@ -186,22 +182,16 @@ def _config(
         if not 0 <= drift_day < n_days:
             raise InvalidParameterError(
                 f"The 'drift_start' parameter of {where} must be None or a date in "
-                f"[{start}, {start + n_days - 1}] (start_date .. start_date + n_days - 1). "
-                f"Got {drift_start!r} instead."
+                f"[{start}, {start + n_days - 1}]. Got {drift_start!r} instead."
             )
     counts = (n_customers, n_terminals, n_days)
     return _Config(*map(int, counts), start, drift_day, int(label_delay_days), int(random_state))
 
 
-def _rng(random_state: int, stream: int, key: int = 0) -> np.random.Generator:
-    """Return the generator of one (stream, key) child of ``SeedSequence(random_state)``."""
-    seq = np.random.SeedSequence(random_state, spawn_key=(stream, key))
+def _rng(cfg: _Config, stream: int, day: int = -_DAY_KEY_OFFSET) -> np.random.Generator:
+    """Return the generator of ``stream`` for ``day`` (key 0, the default, for profiles)."""
+    seq = np.random.SeedSequence(cfg.random_state, spawn_key=(stream, day + _DAY_KEY_OFFSET))
     return np.random.Generator(np.random.PCG64(seq))
-
-
-def _day_rng(cfg: _Config, stream: int, day: int) -> np.random.Generator:
-    """Return the generator of ``stream`` for ``day`` (days before the start allowed)."""
-    return _rng(cfg.random_state, stream, day + _DAY_KEY_OFFSET)
 
 
 def _str_array(categories, codes) -> pd.api.extensions.ExtensionArray:
@@ -212,20 +202,19 @@ def _str_array(categories, codes) -> pd.api.extensions.ExtensionArray:
 
 def _regions(xy: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """Return the quadrant of each point (see ``_REGIONS``)."""
-    half = _GRID / 2
-    codes = (xy[:, 0] >= half).astype(np.int64) + 2 * (xy[:, 1] >= half).astype(np.int64)
-    return _str_array(_REGIONS, codes)
+    east, north = (xy >= _GRID / 2).astype(np.int64).T
+    return _str_array(_REGIONS, east + 2 * north)
 
 
 def _build_profiles(cfg: _Config) -> _Profiles:
     """Draw customer and terminal profiles from their own seeds."""
-    rng_c, nc = _rng(cfg.random_state, _CUSTOMERS), cfg.n_customers
+    rng_c, nc = _rng(cfg, _CUSTOMERS), cfg.n_customers
     cxy = rng_c.uniform(0, _GRID, size=(nc, 2))
     mean_amount = rng_c.uniform(5, 100, size=nc)
     std_amount = mean_amount * rng_c.uniform(0.2, 0.5, size=nc)
     tx_rate = rng_c.uniform(0, 4, size=nc)
     web_u = rng_c.random(size=(nc, _WEB_MERCHANTS))
-    rng_t, nt = _rng(cfg.random_state, _TERMINALS), cfg.n_terminals
+    rng_t, nt = _rng(cfg, _TERMINALS), cfg.n_terminals
     txy = rng_t.uniform(0, _GRID, size=(nt, 2))
     shares = np.cumsum(_CATEGORY_SHARES) / _CATEGORY_SHARES.sum()
     category = np.searchsorted(shares, rng_t.random(nt), side="right").astype(np.int64)
@@ -269,7 +258,7 @@ def _build_profiles(cfg: _Config) -> _Profiles:
         web.astype(np.int64),
         category,
         online,
-        _rng(cfg.random_state, _PHASES).random(2),
+        _rng(cfg, _PHASES).random(2),
     )
 
 
@@ -283,7 +272,7 @@ def _compromised(cfg: _Config, prof: _Profiles, stream: int, day: int) -> np.nda
     for past in range(day - (_TERMINAL_DAYS if terminals else _CUSTOMER_DAYS) + 1, day + 1):
         k = min(int(np.floor(rate * (past + 1) + phase) - np.floor(rate * past + phase)), n_items)
         if k:
-            chosen.append(_day_rng(cfg, stream, past).choice(n_items, size=k, replace=False))
+            chosen.append(_rng(cfg, stream, past).choice(n_items, size=k, replace=False))
     return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
@@ -301,9 +290,9 @@ def _burst_sizes(cfg: _Config, rng: np.random.Generator):
 
 def _day_row_count(cfg: _Config, prof: _Profiles, day: int) -> int:
     """Return how many transactions ``day`` has, without generating them."""
-    n = int(_legit_counts(cfg, prof, _day_rng(cfg, _DAY, day), day).sum())
+    n = int(_legit_counts(cfg, prof, _rng(cfg, _DAY, day), day).sum())
     if day >= cfg.drift_day:
-        n += int(_burst_sizes(cfg, _day_rng(cfg, _BURSTS, day)).sum())
+        n += int(_burst_sizes(cfg, _rng(cfg, _BURSTS, day)).sum())
     return n
 
 
@@ -332,7 +321,7 @@ def _terminals_used(prof: _Profiles, cust, u_online, u_terminal, share):
 
 def _regular_day(cfg: _Config, prof: _Profiles, day: int) -> dict:
     """Draw the day's regular traffic (legitimate and scenarios 1-3) as arrays."""
-    rng = _day_rng(cfg, _DAY, day)
+    rng = _rng(cfg, _DAY, day)
     cust = np.repeat(np.arange(cfg.n_customers, dtype=np.int64), _legit_counts(cfg, prof, rng, day))
     n = cust.size
     secs = np.searchsorted(_HOUR_CDF, rng.random(n), side="right") * 3600
@@ -350,9 +339,8 @@ def _regular_day(cfg: _Config, prof: _Profiles, day: int) -> dict:
     if day >= cfg.drift_day:
         amount *= _DRIFT_AMOUNT_FACTOR
     is_s2 = np.isin(terminal, _compromised(cfg, prof, _BAD_TERMINALS, day))
-    is_s3 = np.isin(cust, _compromised(cfg, prof, _BAD_CUSTOMERS, day)) & (
-        u_fraud < _CUSTOMER_SHARE
-    )
+    bad_customer = np.isin(cust, _compromised(cfg, prof, _BAD_CUSTOMERS, day))
+    is_s3 = bad_customer & (u_fraud < _CUSTOMER_SHARE)
     amount[is_s3] *= _CUSTOMER_FACTOR
     amount = np.maximum(np.round(amount, 2), 0.01)
     scenario = np.where(amount > _HIGH_AMOUNT, 1, 0).astype(np.int8)
@@ -360,7 +348,6 @@ def _regular_day(cfg: _Config, prof: _Profiles, day: int) -> dict:
     channel = np.where(u_channel < 0.5, _CONTACTLESS, np.where(u_channel < 0.9, _CHIP, _SWIPE))
     channel[(channel == _CONTACTLESS) & (amount > _CONTACTLESS_LIMIT)] = _CHIP
     channel[is_online] = _ONLINE
-    delay = _label_delay_s(cfg, scenario > 0, u_delay)
     return {
         "customer": cust,
         "terminal": terminal,
@@ -368,13 +355,13 @@ def _regular_day(cfg: _Config, prof: _Profiles, day: int) -> dict:
         "amount": amount,
         "channel": channel,
         "scenario": scenario,
-        "delay": delay,
+        "delay": _label_delay_s(cfg, scenario > 0, u_delay),
     }
 
 
 def _bursts(cfg: _Config, prof: _Profiles, day: int) -> dict:
     """Draw the day's card-testing bursts (scenario 4) from their own stream."""
-    rng = _day_rng(cfg, _BURSTS, day)
+    rng = _rng(cfg, _BURSTS, day)
     sizes = _burst_sizes(cfg, rng)
     n_bursts, total = sizes.size, int(sizes.sum())
     customer = rng.integers(0, cfg.n_customers, size=n_bursts)

@@ -1,8 +1,7 @@
 """Experiment tracking with MLflow: runs, models, the registry and its aliases.
 
-The only module importing :mod:`mlflow`. Runs go to ``MLFLOW_TRACKING_URI`` (unset: a local
-SQLite store); every public function first checks that a server answers ``/health`` within
-``HEALTH_TIMEOUT_S`` s. Models are found by alias: ``models:/name@champion``.
+Runs go to ``MLFLOW_TRACKING_URI`` (unset: a local SQLite store); a server must answer
+``/health`` within ``HEALTH_TIMEOUT_S`` s. Models are found by alias: ``models:/name@champion``.
 """
 
 from __future__ import annotations
@@ -31,23 +30,34 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from production._validation import Instance, Interval, InvalidParameterError, validate_params
 from production.config import get_settings
 
-# fmt: off
 __all__ = [
-    "HEALTH_TIMEOUT_S", "SEARCH_TAG", "TrackingServerUnavailableError", "ModelVersion",
-    "PromotionDecision", "configure_tracking", "get_or_create_experiment", "log_run", "log_model",
-    "log_child_runs", "log_onnx_model", "register_model", "register_best_model", "set_alias",
-    "get_model_version", "load_model", "load_onnx_bytes", "list_runs", "compare_runs",
+    "HEALTH_TIMEOUT_S",
+    "SEARCH_TAG",
+    "TrackingServerUnavailableError",
+    "ModelVersion",
+    "PromotionDecision",
+    "configure_tracking",
+    "get_or_create_experiment",
+    "log_run",
+    "log_model",
+    "log_child_runs",
+    "log_onnx_model",
+    "register_model",
+    "register_best_model",
+    "set_alias",
+    "get_model_version",
+    "load_model",
+    "load_onnx_bytes",
+    "list_runs",
+    "compare_runs",
     "promote_model",
 ]
-# fmt: on
 
 HEALTH_TIMEOUT_S = 5.0
 #: Tag marking the parent run of a search (set by ``production.tuning.log_search``).
 SEARCH_TAG = "search.strategy"
 _MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
 _NO_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-# advice logged on every log_model that does not apply (cloudpickle and pins are on purpose)
-_QUIET_LOGGERS = ("mlflow.sklearn", "mlflow.utils.environment", "mlflow.utils.uv_utils")
 
 
 class TrackingServerUnavailableError(ConnectionError):
@@ -67,8 +77,8 @@ def _split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
     """Return the URI without ``user:password@``, and the (user, password) it held."""
     scheme, _, rest = uri.partition("://")
     credentials, at, host = rest.rpartition("@")  # the last @: a password may hold / # ?
-    user, _, password = credentials.partition(":")
-    return (f"{scheme}://{host}", (unquote(user), unquote(password))) if at else (uri, None)
+    user, _, pw = credentials.partition(":")
+    return (f"{scheme}://{host}", (unquote(user), unquote(pw))) if at else (uri, None)
 
 
 def _check_server(server: str, auth: tuple[str, str] | None, timeout: float) -> None:
@@ -79,23 +89,20 @@ def _check_server(server: str, auth: tuple[str, str] | None, timeout: float) -> 
         status = getattr(err.response, "status_code", None)
         reason = f"HTTP {status}" if status else type(err).__name__
         raise TrackingServerUnavailableError(
-            f"Cannot reach the MLflow tracking server at {server} ({reason}; /health, {timeout:g} s "
-            "time limit). Start it: 'docker compose up -d mlflow' or 'bash scripts/services.sh "
-            "start'; or unset MLFLOW_TRACKING_URI to use the local store."
+            f"Cannot reach the MLflow tracking server at {server} ({reason}; {timeout:g} s time "
+            "limit). Run 'docker compose up -d mlflow', or unset MLFLOW_TRACKING_URI."
         ) from None
 
 
-def configure_tracking(tracking_uri: str | None = None, *, timeout: float | None = None) -> str:
+def configure_tracking(tracking_uri: str | None = None) -> str:
     """Point MLflow at ``tracking_uri`` (default: the settings') and return it.
 
-    A server must answer ``/health`` within ``timeout`` seconds (default
-    ``HEALTH_TIMEOUT_S``), else TrackingServerUnavailableError names it (never a password).
-    A ``user:password@`` in the URI is sent as basic auth and left out of the URI returned.
+    TrackingServerUnavailableError if a server does not answer within ``HEALTH_TIMEOUT_S`` s.
     """
     uri = tracking_uri or get_settings().mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
         uri, auth = _split_credentials(uri)  # MLflow prints its URI in every run's link
-        _check_server(uri, auth, HEALTH_TIMEOUT_S if timeout is None else timeout)
+        _check_server(uri, auth, HEALTH_TIMEOUT_S)
         if auth:  # MLflow's way to send basic auth
             os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = auth
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # MLflow's: minutes
@@ -120,15 +127,11 @@ def get_or_create_experiment(name: str) -> str:
             f"The 'name' parameter of get_or_create_experiment must be a non-empty str. Got {name!r} instead."
         )
     uri = configure_tracking()
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        experiment_id = experiment.experiment_id
-    else:  # a local store keeps its artifacts beside its database
+    if mlflow.get_experiment_by_name(name) is None:  # a local store keeps artifacts beside it
         db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
         location = (db.parent / "artifacts").as_uri() if db else None
-        experiment_id = mlflow.create_experiment(name, artifact_location=location)
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
+        mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.set_experiment(name).experiment_id
 
 
 def _batch(metrics=None, params=None, tags=None, where: str = "log_run") -> dict:
@@ -137,54 +140,47 @@ def _batch(metrics=None, params=None, tags=None, where: str = "log_run") -> dict
     bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, Real)}
     if bad:
         raise InvalidParameterError(f"{where}: metrics must be numbers; got {bad}")
-    text = {k: str(v)[:6000] for k, v in (params or {}).items()}  # MLflow's longest value
-    labels = {k: str(v)[:6000] for k, v in (tags or {}).items()}
-    return {
+    return {  # values cut to MLflow's longest, 6000 characters
         "metrics": [Metric(str(k), float(v), now, 0) for k, v in metrics.items()],
-        "params": [Param(str(k), v) for k, v in text.items()],
-        "tags": [RunTag(str(k), v) for k, v in labels.items()],
+        "params": [Param(str(k), str(v)[:6000]) for k, v in (params or {}).items()],
+        "tags": [RunTag(str(k), str(v)[:6000]) for k, v in (tags or {}).items()],
     }
 
 
 @contextmanager
 def _unless_set(variable: str, value: str):
     """Set an environment variable for the block, unless it is set already."""
-    unset = variable not in os.environ
-    os.environ.setdefault(variable, value)
+    if variable in os.environ:
+        yield
+        return
+    os.environ[variable] = value
     try:
         yield
     finally:
-        if unset:
-            os.environ.pop(variable, None)
+        os.environ.pop(variable, None)
 
 
-def log_model(model, *, name: str = "model", input_example=None):
-    """Log a fitted scikit-learn model to the active run (RuntimeError if none); return its info.
+def log_model(model, *, input_example=None):
+    """Log a fitted scikit-learn model as ``model`` of the active run; return its info.
 
-    Fast and servable: cloudpickle (skops refuses tree models), pinned pip requirements
-    (skips a ~5 s inference), and ``predict_proba`` as the pyfunc method, so
-    ``mlflow models serve`` returns probabilities (column 1: fraud).
+    Pinned requirements (fast); ``mlflow models serve`` returns ``predict_proba``.
     """
     if mlflow.active_run() is None:
         raise RuntimeError("log_model needs an active run: call it inside mlflow.start_run().")
-    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
-    levels = [logger.level for logger in loggers]
+    logging.disable(logging.WARNING)  # MLflow's advice that does not apply (cloudpickle, pins)
     try:  # uv files off: else the project's uv.lock (1 MB) is copied into every model
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
         with _unless_set("MLFLOW_LOG_UV_FILES", "false"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
             return mlflow.sklearn.log_model(
                 model,
-                name=name,
+                name="model",
                 input_example=input_example,
                 serialization_format="cloudpickle",
                 pip_requirements=[f"{p}=={version(p)}" for p in _MODEL_PACKAGES],
                 pyfunc_predict_fn="predict_proba",
             )
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+        logging.disable(logging.NOTSET)
 
 
 def log_run(
@@ -201,9 +197,7 @@ def log_run(
 ) -> str:
     """Log one run (nested if a run is active) in ``experiment``; return its id.
 
-    ``params``, ``metrics`` (numbers, else InvalidParameterError) and ``tags`` go in one
-    request; ``model`` (fitted, with ``input_example``) through :func:`log_model`;
-    ``figures`` as ``{"plots/roc.png": figure}``, ``tables`` as ``{"tables/x.json": frame}``.
+    ``metrics`` are numbers; ``figures``/``tables`` map artifact files to figures/DataFrames.
     """
     batch = _batch(metrics, params, tags)
     if model is not None and not hasattr(model, "predict"):
@@ -223,9 +217,7 @@ def log_run(
 def log_child_runs(parent_run_id: str, children) -> list[str]:
     """Log one finished run per child, nested under ``parent_run_id``; return their ids.
 
-    Three requests per child (create, one ``log_batch``, terminate). ``children``: dicts
-    ``{"run_name": str, "params": dict, "metrics": dict, "tags": dict}``, keys optional;
-    another key or a metric that is not a number raises InvalidParameterError naming it.
+    ``children``: dicts with optional keys ``run_name``, ``params``, ``metrics``, ``tags``.
     """
     prepared = []
     for i, child in enumerate(children):
@@ -257,20 +249,15 @@ def log_onnx_model(onnx_bytes: bytes, *, run_id: str, name: str = "onnx") -> Non
         client.log_artifact(run_id, str(Path(tmp) / "model.onnx"), artifact_path=name)
 
 
-def register_model(
-    run_id: str, name: str, *, alias: str | None = None, model: str = "model"
-) -> str:
-    """Register the model ``model`` logged in ``run_id`` (ValueError if none); return the version.
-
-    ``alias`` (e.g. ``"challenger"``), if given, is moved to the new version.
-    """
+def register_model(run_id: str, name: str, *, alias: str | None = None) -> str:
+    """Register the model logged in ``run_id``, move ``alias`` to it; return the version."""
     client = _client()
     logged = client.search_logged_models(
         experiment_ids=[client.get_run(run_id).info.experiment_id],
-        filter_string=f"source_run_id = '{run_id}' AND name = '{model}'",
+        filter_string=f"source_run_id = '{run_id}' AND name = 'model'",
     )
     if not logged:
-        raise ValueError(f"register_model: run {run_id!r} has no logged model named {model!r}.")
+        raise ValueError(f"register_model: run {run_id!r} has no logged model named 'model'.")
     new = str(mlflow.register_model(logged[0].model_uri, name).version)
     if alias:
         client.set_registered_model_alias(name, alias, new)
@@ -278,10 +265,7 @@ def register_model(
 
 
 def register_best_model(search_run_id: str, name: str, *, alias: str = "challenger") -> str:
-    """Register the best pipeline of a search logged by ``tuning.log_search``; alias it.
-
-    ValueError if ``search_run_id`` is not a search's parent run (e.g. a candidate's run).
-    """
+    """Register the best pipeline of a search logged by ``tuning.log_search``; alias it."""
     tags = _client().get_run(search_run_id).data.tags
     if SEARCH_TAG not in tags:
         raise ValueError(
@@ -354,15 +338,10 @@ def compare_runs(
     *,
     parent_run_id: str | None = None,
     higher_is_better: bool = True,
-    max_results: int = 1000,
 ) -> pd.DataFrame:
-    """Return runs (the children of ``parent_run_id`` if given), best ``metric`` first.
-
-    Columns ``run_id``, ``run_name``, ``metrics.<metric>``, other ``metrics.*``, ``params.*``.
-    ValueError names what is missing: the experiment, the metric or the child runs.
-    """
+    """Return runs (the children of ``parent_run_id`` if given), best ``metric`` first."""
     filter_string = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'" if parent_run_id else ""
-    runs = _runs(experiment, "compare_runs", filter_string=filter_string, max_results=max_results)
+    runs = _runs(experiment, "compare_runs", filter_string=filter_string)
     if runs.empty and parent_run_id:
         raise ValueError(f"compare_runs: run {parent_run_id!r} has no child runs in {experiment!r}")
     column = f"metrics.{metric}"
@@ -416,14 +395,8 @@ def promote_model(
 ) -> PromotionDecision:
     """Move ``to_alias`` to the ``from_alias`` version if it beats the incumbent by a margin.
 
-    Each version's score is ``metric`` of the run that logged its model. The challenger
-    wins when there is no champion yet, or when it beats the champion by MORE than
-    ``min_improvement`` (in the metric's units; a tie keeps the champion).
-    ``higher_is_better=False`` is for losses.
-
-    Returns a PromotionDecision: ``promoted`` (its truth value), ``reason``, both versions
-    and scores. LookupError if ``from_alias`` does not exist; ValueError if the aliases are
-    equal, ``min_improvement < 0`` or a run lacks ``metric``.
+    Scores are ``metric`` of the runs that logged the models; the challenger wins when there
+    is no champion or it gains MORE than ``min_improvement``. Returns a PromotionDecision.
     """
     if from_alias == to_alias:
         raise ValueError(f"promote_model: from_alias and to_alias are both {to_alias!r}")
@@ -439,11 +412,9 @@ def promote_model(
     best = _metric_of(client, name, champion, metric)
     decided |= {"champion_version": str(champion), "champion_score": best}
     gain = score - best if higher_is_better else best - score
-    if champion == challenger:
-        return PromotionDecision(False, f"version {champion} already is the {to_alias}", **decided)
-    if not gain > min_improvement:
-        reason = f"{metric} gains {gain:.4g}, not more than the margin {min_improvement:g}"
-        return PromotionDecision(False, reason, **decided)
-    client.set_registered_model_alias(name, to_alias, str(challenger))
-    reason = f"{metric} gains {gain:.4g} > margin {min_improvement:g}"
-    return PromotionDecision(True, reason, **decided)
+    promoted = gain > min_improvement
+    if promoted:
+        client.set_registered_model_alias(name, to_alias, str(challenger))
+    more = "more" if promoted else "not more"
+    reason = f"{metric} gains {gain:.4g}, {more} than the margin {min_improvement:g}"
+    return PromotionDecision(promoted, reason, **decided)
