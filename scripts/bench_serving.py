@@ -15,13 +15,17 @@ What it does, all on 127.0.0.1 and in a throwaway folder (nothing is downloaded)
    raw transaction: feature lookup, scoring, decision), and ``mlflow models serve`` of
    ``models:/fraud-demo@champion`` (``POST /invocations`` of the transaction's feature row:
    no feature lookup at all);
-3. sends real HTTP/1.1 requests over keep-alive connections from one asyncio process:
-   *closed loop* at each concurrency level, then *open loop* at a fixed rate (latency
+3. sends real HTTP/1.1 requests over keep-alive connections: *closed loop* at each
+   concurrency level with ``wrk`` when it is installed (``apt-get install wrk``: a C
+   generator that leaves the CPU to the servers) or else an asyncio generator (one Python
+   process), then, always with the asyncio generator, *open loop* at a fixed rate (latency
    counted from the scheduled time: no coordinated omission);
-4. prints one table (requests, errors, req/s, p50/p90/p99/max) and the throughput ratios.
+4. prints one table (generator, requests, errors, req/s, p50/p90/p99/max) and the
+   throughput ratios.
 
-Every level is bounded by ``--requests`` and ``--seconds``. The generator shares the
-machine's cores with the servers: on 2 cores its own CPU time is part of the result.
+Every level is bounded by ``--seconds`` (and ``--requests`` for the asyncio generator). The
+generator shares the machine's cores with the servers: on 2 cores its own CPU time is part
+of the result (the asyncio generator alone takes about one core at 8 clients).
 """
 
 import argparse
@@ -254,11 +258,57 @@ async def _open_loop(port, path, bodies, rate, max_requests, max_seconds, connec
     return latencies, errors, elapsed
 
 
-def _row(target, label, latencies, errors, elapsed) -> dict:
+_WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local path = os.getenv("BENCH_PATH")
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, path, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _wrk_closed_loop(port, path, bodies_path: Path, concurrency, max_seconds) -> dict:
+    """Closed loop with wrk (C, one thread): the measured columns of a row (ms)."""
+    script = bodies_path.with_suffix(".lua")
+    script.write_text(_WRK_SCRIPT)
+    duration = max(1, int(max_seconds))
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "5s",
+               "-s", str(script), f"http://127.0.0.1:{port}"]  # fmt: skip
+    out = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        env={**os.environ, "BENCH_BODIES": str(bodies_path), "BENCH_PATH": path},
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    n, errors, micros, p50, p90, p99, worst = (int(v) for v in line.split()[1:])
+    return {
+        "requests": n,
+        "errors": errors,
+        "req/s": n / (micros / 1e6),
+        "p50 ms": p50 / 1e3,
+        "p90 ms": p90 / 1e3,
+        "p99 ms": p99 / 1e3,
+        "max ms": worst / 1e3,
+    }
+
+
+def _row(latencies, errors, elapsed) -> dict:
     ms = np.asarray(latencies) * 1000
     return {
-        "target": target,
-        "load": label,
         "requests": len(ms),
         "errors": errors,
         "req/s": len(ms) / elapsed,
@@ -270,13 +320,13 @@ def _row(target, label, latencies, errors, elapsed) -> dict:
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = f"{'target':<22}{'load':<14}{'requests':>10}{'errors':>8}{'req/s':>9}"
+    header = f"{'target':<22}{'load':<14}{'generator':<10}{'requests':>10}{'errors':>8}{'req/s':>9}"
     header += f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['target']:<22}{r['load']:<14}{r['requests']:>10}{r['errors']:>8}"
+            f"{r['target']:<22}{r['load']:<14}{r['generator']:<10}{r['requests']:>10}{r['errors']:>8}"
             f"{r['req/s']:>9.0f}{r['p50 ms']:>9.2f}{r['p90 ms']:>9.2f}{r['p99 ms']:>9.2f}"
             f"{r['max ms']:>9.1f}"
         )
@@ -293,21 +343,29 @@ def _bench(target, home, bodies, args) -> list[dict]:
     """Start one target, warm it up, run every level, stop it: one row per level."""
     port, path = _free_port(), "/invocations" if target == "mlflow" else "/predict"
     max_requests, max_seconds = min(args.requests, 20_000), min(args.seconds, 30.0)
+    use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
+    bodies_path = home / f"bodies-{target}.jsonl"
+    bodies_path.write_bytes(b"\n".join(bodies) + b"\n")
     server = start_server(target, home, port, args.workers)
     rows = []
     try:
         asyncio.run(_closed_loop(port, path, bodies, 4, args.warmup, max_seconds))
         for concurrency in args.concurrency:
-            result = asyncio.run(
-                _closed_loop(port, path, bodies, concurrency, max_requests, max_seconds)
-            )
-            rows.append(_row(TARGETS[target], f"closed c={concurrency}", *result))
+            if use_wrk:
+                result = _wrk_closed_loop(port, path, bodies_path, concurrency, max_seconds)
+            else:
+                loop = _closed_loop(port, path, bodies, concurrency, max_requests, max_seconds)
+                result = _row(*asyncio.run(loop))
+            generator = "wrk" if use_wrk else "asyncio"
+            rows.append({"load": f"closed c={concurrency}", "generator": generator, **result})
         for rate in args.rates:
-            result = asyncio.run(_open_loop(port, path, bodies, rate, max_requests, max_seconds))
-            rows.append(_row(TARGETS[target], f"open {rate:.0f}/s", *result))
+            loop = _open_loop(port, path, bodies, rate, max_requests, max_seconds)
+            rows.append(
+                {"load": f"open {rate:.0f}/s", "generator": "asyncio", **_row(*asyncio.run(loop))}
+            )
     finally:
         stop_server(server)
-    return rows
+    return [{"target": TARGETS[target], **row} for row in rows]
 
 
 def main(argv=None) -> int:
@@ -320,6 +378,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="max per level (<= 30)")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--random-state", type=int, default=42)
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="closed-loop generator (auto: wrk when installed)",
+    )
     args = parser.parse_args(argv)
 
     rows = []

@@ -64,18 +64,22 @@ if [ "$#" -gt 0 ]; then  # extra arguments: one pytest run, as asked
 fi
 
 # Everything, as two streams on the machine's cores: the tests in tests/, and every notebook
-# under nbval. They share the services but no table or model name (tests use unique ones).
-# The notebooks get their own HOME: the grader's tests watch the real one for learner writes.
+# under nbval with the end-to-end grading of the assignments (the two take about as long).
+# They share the services but no table or model name (tests use unique ones). The notebooks
+# get their own HOME: the grader's tests watch the real one for learner writes.
+graded=tests/test_grading_assignments.py
 notebook_home=$(mktemp -d)
 notebook_log="$notebook_home/nbval.log"
 "${UV[@]}" run --frozen --no-sync env HOME="$notebook_home" python -m pytest -p no:cacheprovider \
-  01_materials 02_activities --nbval-lax --nbval-cell-timeout=120 >"$notebook_log" 2>&1 &
+  "$graded" 01_materials 02_activities --nbval-lax --nbval-cell-timeout=120 \
+  >"$notebook_log" 2>&1 &
 notebook_pid=$!
 tests_status=0
-"${UV[@]}" run --frozen --no-sync pytest -p no:cacheprovider tests || tests_status=$?
+"${UV[@]}" run --frozen --no-sync pytest -p no:cacheprovider tests --ignore="$graded" \
+  || tests_status=$?
 notebook_status=0
 wait "$notebook_pid" || notebook_status=$?
-echo "== notebooks under nbval (01_materials, 02_activities) =="
+echo "== notebooks under nbval (01_materials, 02_activities) and $graded =="
 cat "$notebook_log"
 rm -rf "$notebook_home"
 if [ "$tests_status" != 0 ] || [ "$notebook_status" != 0 ]; then

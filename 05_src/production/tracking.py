@@ -167,7 +167,11 @@ def log_model(model, *, input_example=None):
     """
     if mlflow.active_run() is None:
         raise RuntimeError("log_model needs an active run: call it inside mlflow.start_run().")
-    logging.disable(logging.WARNING)  # MLflow's advice that does not apply (cloudpickle, pins)
+    # MLflow's advice that does not apply here (cloudpickle, pinned requirements), only
+    quiet = [logging.getLogger(n) for n in ("mlflow.sklearn", "mlflow.utils.environment")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:  # uv files off: else the project's uv.lock (1 MB) is copied into every model
         with _unless_set("MLFLOW_LOG_UV_FILES", "false"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
@@ -180,7 +184,8 @@ def log_model(model, *, input_example=None):
                 pyfunc_predict_fn="predict_proba",
             )
     finally:
-        logging.disable(logging.NOTSET)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
 
 
 def log_run(
