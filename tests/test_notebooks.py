@@ -11,23 +11,14 @@ import jupytext
 import nbformat
 import pytest
 
+from repo_files import tracked
+
 ROOT = Path(__file__).resolve().parents[1]
 LABS = ROOT / "01_materials" / "labs"
 LIVE = ROOT / "01_materials" / "labs_live"
 
 
-def _tracked_notebooks():
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.ipynb"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [ROOT / p for p in out.splitlines() if (ROOT / p).exists()]
-
-
-NOTEBOOKS = _tracked_notebooks()
+NOTEBOOKS = tracked("*.ipynb")
 SOURCED = [p for p in NOTEBOOKS if p.parent != LIVE]
 LAB_NOTEBOOKS = sorted(LABS.glob("[0-9][0-9]_*.ipynb"))
 TITLE = re.compile(r"^# (Lab \d\d|Assignment \d|Quiz \d) · \S")

@@ -3,28 +3,18 @@
 import ast
 import json
 import re
-import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from repo_files import tracked
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _tracked(*patterns):
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *patterns],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [ROOT / p for p in out.splitlines() if (ROOT / p).exists()]
-
-
-NOTEBOOKS = _tracked("*.ipynb")
+NOTEBOOKS = tracked("*.ipynb")
 
 
 def test_there_are_notebooks():
@@ -50,7 +40,7 @@ def test_notebook_is_clean(path):
 
 
 def test_no_env_file_is_committed():
-    assert not [p for p in _tracked() if p.name == ".env"]
+    assert not [p for p in tracked() if p.name == ".env"]
     assert (ROOT / ".env.example").is_file()
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
 
@@ -59,7 +49,7 @@ def test_no_password_is_committed():
     pattern = re.compile(r"(password|passwd|secret)[ \t]*[:=][ \t]*['\"]?([\w!@#%^&*+-]{6,})", re.I)
     allowed = {"***", "YOUR_PASSWORD"}
     offenders = []
-    for path in _tracked():
+    for path in tracked():
         if path.suffix in {".lock", ".png"} or path.is_dir():
             continue
         for match in pattern.finditer(path.read_text(errors="ignore")):
@@ -131,7 +121,7 @@ def test_package_is_installed_not_path_hacked():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["tool"]["setuptools"]["packages"]["find"]["where"] == ["05_src"]
     hack = re.compile(r"sys\.path\.(append|insert)\(")
-    offenders = [p for p in _tracked("*.py") if p != Path(__file__) and hack.search(p.read_text())]
+    offenders = [p for p in tracked("*.py") if p != Path(__file__) and hack.search(p.read_text())]
     assert not offenders
 
 
