@@ -136,7 +136,7 @@ def start_server(target: str, home: Path, port: int, workers: int) -> subprocess
     else:
         command = [sys.executable, "-m", "uvicorn", "course.api:create_app", "--factory",
                    "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-                   "--no-access-log", "--http", "course.api:TcpNoDelayH11Protocol",
+                   "--no-access-log", "--http", os.environ.get("BENCH_HTTP", "course.api:TcpNoDelayHttpToolsProtocol"),
                    "--log-level", "warning"]  # fmt: skip
         ready = f"http://127.0.0.1:{port}/ready"
     log_path = home / f"{target}.log"

@@ -48,3 +48,27 @@ def mlflow_server_uri():
     uri = _service("MLFLOW_TRACKING_URI", "the MLflow server")
     assert uri.startswith("http"), "MLFLOW_TRACKING_URI is not a server URL"
     return uri
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """URL of a Prefect API for tests that run flows (started once per test session).
+
+    The server of ``scripts/services.sh`` when ``PREFECT_API_URL`` is set; otherwise a
+    temporary server on a temporary database (Prefect's test harness, ~15-25 s to start).
+    Subprocesses (the demo's CLI) get it through ``os.environ["PREFECT_API_URL"]``.
+    """
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        yield url
+        return
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield url
+        finally:
+            del os.environ["PREFECT_API_URL"]

@@ -191,6 +191,15 @@ def test_customer_history_feeds_the_next_request(client, payload, model):
 # ------------------------------------------------------------------------ health, auth
 
 
+def test_openapi_documents_the_predict_body_answers_and_token(client, model, transactions):
+    operation = client.get("/openapi.json").json()["paths"]["/predict"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) >= {"tx_datetime", "customer_id", "amount"}
+    assert {"200", "422", "503"} <= set(operation["responses"]) and "security" not in operation
+    app = create_app(model=model, store=_store(transactions), reload_interval=0, token=TOKEN)
+    assert "security" in app.openapi()["paths"]["/predict"]["post"]
+
+
 def test_health_and_ready(client):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")

@@ -134,8 +134,11 @@ def test_duplicate_header_column_is_named(tmp_path):
         read_raw_transactions(path)
 
 
-def test_blank_lines_do_not_shift_source_row(tmp_path):
-    path = _write(tmp_path, HEADER, ROW.format(1), "", "", ROW.format(2), "", ROW.format(3))
+@pytest.mark.parametrize(("newline", "last"), [("\n", "\n"), ("\n", ""), ("\r\n", "\r\n")])
+def test_blank_lines_do_not_shift_source_row(tmp_path, newline, last):
+    lines = [HEADER, ROW.format(1), "", "", ROW.format(2), "", ROW.format(3)]
+    path = tmp_path / "date=2026-01-02.csv"
+    path.write_bytes((newline.join(lines) + last).encode())
     bronze = read_raw_transactions(path)
     assert bronze["source_row"].tolist() == [1, 4, 6]
     assert bronze["transaction_id"].tolist() == ["1", "2", "3"]

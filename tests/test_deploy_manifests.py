@@ -268,6 +268,16 @@ def test_api_image_is_multi_stage_lean_and_non_root():
     assert re.search(r"^\s+PROMETHEUS_MULTIPROC_DIR=/tmp/\S+", dockerfile, re.M)
     assert 'ENTRYPOINT ["/bin/sh", "/usr/local/bin/entrypoint.sh"]' in dockerfile
     assert 'CMD ["serve"]' in dockerfile
+    # what the service never loads is left out of the image (<= 500 MB): see its comments
+    assert all("--no-compile-bytecode" in s for s in syncs)
+    for left_out in ("-name tests", "pyarrow/libarrow_flight", "onnxruntime/capi/libonnxruntime"):
+        assert left_out in dockerfile, left_out
+    for left_out in ("pyarrow/libparquet", "scipy/io", "databricks/sdk", "--remove-needed"):
+        assert left_out in dockerfile, left_out
+    # ... and the build fails if a path of the service, the Job or the CronJob misses it
+    assert "sh /src/deploy/entrypoint.sh smoke" in dockerfile
+    entrypoint = (ROOT / "deploy" / "entrypoint.sh").read_text()
+    assert 'if [ "${1:-serve}" = smoke ]; then' in entrypoint
 
 
 def test_the_serving_environment_leaves_the_notebook_stack_out():
@@ -276,7 +286,10 @@ def test_the_serving_environment_leaves_the_notebook_stack_out():
     notebooks = {re.split(r"[<>=\[ ]", d)[0] for d in project["dependency-groups"]["notebooks"]}
     assert {"jupyterlab", "dask", "distributed", "shap", "nbclient", "optuna"} <= notebooks
     assert not serving & notebooks
-    assert {"fastapi", "uvicorn", "onnxruntime", "mlflow", "prometheus-client"} <= serving
+    assert {"fastapi", "uvicorn", "onnxruntime", "mlflow-skinny", "prometheus-client"} <= serving
+    # the MLflow client without its server/UI (full mlflow is for notebooks); the local
+    # SQL store it reads needs alembic; matplotlib (the plots) is notebook-side
+    assert {"alembic", "sqlalchemy"} <= serving and {"mlflow", "matplotlib"} <= notebooks
     # `uv sync` (scripts/setup.sh) still installs everything
     assert set(project["tool"]["uv"]["default-groups"]) == {"dev", "notebooks"}
 

@@ -37,7 +37,7 @@ def _cells(notebook):
 
 
 def test_there_are_labs_and_tracked_notebooks():
-    assert len(LAB_NOTEBOOKS) == 8
+    assert len(LAB_NOTEBOOKS) == 9
     assert set(LAB_NOTEBOOKS) <= set(NOTEBOOKS)
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -117,6 +118,11 @@ def test_onnx_scores_equal_the_pipeline_on_10000_rows_with_extremes(kind, transa
 
 
 def test_check_onnx_measures_the_difference(pipeline, onnx_model, features, transactions):
+    inputs = ort.InferenceSession(onnx_model).get_inputs()  # packed: one run feeds two arrays
+    assert [(i.name, i.shape[1]) for i in inputs] == [
+        ("numbers", len(NUMERIC_FEATURES)),
+        ("text", len(CATEGORICAL_FEATURES)),
+    ]
     probes = probe_rows(pipeline, features, n_rows=500)
     assert check_onnx(onnx_model, pipeline, probes) < 1e-6
     other = _fit(HistGradientBoostingClassifier(max_iter=5, random_state=0), features, transactions)

@@ -363,6 +363,7 @@ def test_simulate_rejects_bad_parameters(params, error, match):
         ({"start_day": 5, "end_day": 5}, ValueError, r"'end_day' .* \[6, 60\]\. Got 5 instead"),
         ({"end_day": 61}, ValueError, r"'end_day' .* \[1, 60\]\. Got 61 instead"),
         ({"end_day": "10"}, TypeError, r"'end_day' .* Got '10' instead"),
+        ({"n_clients": 5}, TypeError, r"unexpected keyword argument 'n_clients'"),
     ],
 )
 def test_iter_days_rejects_bad_parameters_at_call(params, error, match):

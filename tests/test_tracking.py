@@ -23,6 +23,7 @@ from production.tracking import (
     TrackingServerUnavailableError,
     compare_runs,
     configure_tracking,
+    frame_digest,
     get_model_version,
     get_or_create_experiment,
     list_runs,
@@ -32,10 +33,12 @@ from production.tracking import (
     log_model,
     log_onnx_model,
     log_run,
+    log_training_data,
     promote_model,
     register_best_model,
     register_model,
     set_alias,
+    training_data,
 )
 
 
@@ -412,3 +415,55 @@ def test_runs_and_aliases_live_on_the_server(monkeypatch, capsys, mlflow_server_
     assert MlflowClient().get_run(run_id).data.metrics == {"ap": 0.5}
     np.testing.assert_allclose(load_model(name).predict_proba(X), model.predict_proba(X))
     assert "pa%2Fss" not in capsys.readouterr().out, "the password is never printed"
+
+
+def test_frame_digest_changes_with_any_value_name_dtype_or_order():
+    frame = pd.DataFrame({"amount": [1.5, 2.0, 3.25], "channel": ["chip", "online", "chip"]})
+    digest = frame_digest(frame)
+    assert len(digest) == 16 and digest == frame_digest(frame.copy())
+    assert digest == frame_digest(frame.set_axis([7, 8, 9]))  # the index is not content
+    changed = [
+        frame.assign(amount=[1.5, 2.0, 3.5]),
+        frame.rename(columns={"amount": "value"}),
+        frame.astype({"amount": "float32"}),
+        frame.iloc[::-1],
+        frame.head(2),
+    ]
+    assert len({digest, *map(frame_digest, changed)}) == 1 + len(changed)
+    with pytest.raises(ValueError, match="'frame' parameter of frame_digest"):
+        frame_digest([[1, 2]])
+
+
+def test_training_data_names_the_dataset_a_version_trained_on(local_tracking, data, model):
+    X, y = data
+    name, frame = _unique("lineage"), X.assign(is_fraud=y)
+    run_id = log_run("lineage", model=model)
+    source = "lake://silver/transactions?start=2026-01-01&end=2026-01-21"
+    digest = log_training_data(frame, source=source, run_id=run_id, tags={"git_rev": "abc123"})
+    assert digest == frame_digest(frame)
+    register_model(run_id, name, alias="champion")
+    found = training_data(name, 1)
+    assert found == training_data(name) == training_data(name, "1")
+    assert found == {
+        "run_id": run_id,
+        "version": "1",
+        "name": "training",
+        "digest": digest,
+        "source": source,
+        "tags": {"git_rev": "abc123"},
+    }
+    (logged,) = MlflowClient().get_run(run_id).inputs.dataset_inputs  # visible in MLflow's UI
+    assert logged.dataset.digest == digest and "amount" in logged.dataset.schema
+    register_model(log_run("lineage", model=model), name)  # version 2: no dataset logged
+    with pytest.raises(LookupError, match=f"version 2 of '{name}' logged no training data"):
+        training_data(name, 2)
+    with pytest.raises(LookupError, match=f"model '{name}' has no version '9'"):
+        training_data(name, 9)
+    with pytest.raises(LookupError, match="no alias 'previous'"):
+        training_data(name, alias="previous")
+    for bad in ({"tags": ["git_rev"]}, {"source": None}, {"frame": X.to_numpy()}):
+        arguments = {"frame": frame, "source": source, "run_id": run_id} | bad
+        with pytest.raises(ValueError, match=f"'{next(iter(bad))}' parameter"):
+            log_training_data(**arguments)
+    with pytest.raises(ValueError, match="'version' parameter of training_data"):
+        training_data(name, 1.0)

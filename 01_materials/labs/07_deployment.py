@@ -27,6 +27,7 @@
 # pipeline, and time the three ways of scoring one row side by side. About 45 minutes.
 
 # %%
+import json
 import logging
 import time
 
@@ -254,23 +255,22 @@ print(f"one row: {one_row_ms:.2f} ms; per row in a batch of 10,000: {per_row_bat
 # (impute, scale, one-hot encode, tree ensemble). **ONNX Runtime** executes such a graph in
 # C++ with no per-call Python validation. `skl2onnx` converts the fitted pipeline; the
 # course's `convert_to_onnx` handles its details (text columns, missing categories, the
-# preprocessing in float64 as scikit-learn does).
+# preprocessing in float64 as scikit-learn does). The graph takes two matrices: `numbers`
+# (float64) and `text` (strings), their column order stored in the model's metadata: one call
+# feeds two arrays, not one per column.
 
 # %%
 onnx_model = convert_to_onnx(pipeline, X.head())
 session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
-print(
-    f"{len(onnx_model) / 1e3:.0f} kB;",
-    len(session.get_inputs()),
-    "inputs, e.g.",
-    [(i.name, i.type) for i in session.get_inputs()[:2]],
-)
+columns = json.loads(session.get_modelmeta().custom_metadata_map["columns"])
+print(f"{len(onnx_model) / 1e3:.0f} kB;", [(i.name, i.type, i.shape) for i in session.get_inputs()])
+print(columns)
 
 
 def onnx_feed(frame):
     return {
-        i.name: frame[[i.name]].to_numpy(object if i.type == "tensor(string)" else np.float64)
-        for i in session.get_inputs()
+        "numbers": frame[columns["numbers"]].to_numpy(np.float64),
+        "text": frame[columns["text"]].to_numpy(object),
     }
 
 

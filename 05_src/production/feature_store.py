@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import math
 import threading
 import time
@@ -23,9 +24,10 @@ __all__ = ["LONGEST_WINDOW", "OnlineFeatureStore", "read_transactions"]
 
 #: The longest feature window: the history a transaction's features need.
 LONGEST_WINDOW = pd.Timedelta(days=max(CUSTOMER_WINDOWS + TERMINAL_WINDOWS))
-_DAY_NS = 86_400 * 10**9
+_DAY_NS, _MICROSECOND = 86_400 * 10**9, dt.timedelta(microseconds=1)
 _HORIZON_NS = LONGEST_WINDOW.value + _DAY_NS  # history kept
 _SQL_TIME = "%Y-%m-%d %H:%M:%S"  # text that SQLite (text order) and PostgreSQL both compare
+_EPOCH, _FIRST, _LAST = dt.datetime(1970, 1, 1), dt.datetime(1677, 9, 22), dt.datetime(2262, 4, 11)
 
 
 @validate_params(table=TableName())
@@ -57,12 +59,13 @@ def _mean(values: list) -> float:
         return math.fsum(v / len(values) for v in values)
 
 
-def _ns(value, where: str) -> tuple[pd.Timestamp, int]:
-    """Return ``tx_datetime`` as a Timestamp and nanoseconds since 1970, else raise."""
-    when = as_timestamp(value, "tx_datetime", where)
-    if not pd.Timestamp.min <= when <= pd.Timestamp.max:  # nanoseconds since 1970: 1677-2262
+def _ns(value, where: str) -> tuple[dt.datetime, int]:
+    """Return ``tx_datetime`` as a naive datetime and nanoseconds since 1970, else raise."""
+    plain = type(value) is dt.datetime and value.tzinfo is None  # the API's: no parsing
+    when = value if plain else as_timestamp(value, "tx_datetime", where)
+    if not _FIRST <= when <= _LAST:
         raise ValueError(f"{where}: tx_datetime must be between 1677 and 2262. Got {value!r}.")
-    return when, when.as_unit("ns").value
+    return when, (when - _EPOCH) // _MICROSECOND * 1000 + getattr(when, "nanosecond", 0)
 
 
 class OnlineFeatureStore:
@@ -168,10 +171,10 @@ class OnlineFeatureStore:
                 features[f"customer_tx_count_{w}d"] = hi - lo
                 features[f"customer_amount_mean_{w}d"] = _mean(amounts[lo:hi])
             times, labels = self._terminals.get(int(transaction["terminal_id"]), ([], []))
-            hi = bisect.bisect_left(times, t)
+            hi, known_by = bisect.bisect_left(times, t), 2 * t + 1  # label_ns <= t: known
             for w in TERMINAL_WINDOWS:
                 lo = bisect.bisect_left(times, t - w * _DAY_NS, 0, hi)
-                known = [label & 1 for label in labels[lo:hi] if 0 <= label >> 1 <= t]
+                known = [label & 1 for label in labels[lo:hi] if 0 <= label <= known_by]
                 features[f"terminal_tx_count_{w}d"] = hi - lo
                 features[f"terminal_fraud_count_{w}d"] = sum(known)
                 features[f"terminal_fraud_rate_{w}d"] = _mean(known)

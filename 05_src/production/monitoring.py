@@ -7,10 +7,8 @@ Drift compares a ``reference`` sample with a ``current`` one, feature by feature
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -220,7 +218,7 @@ def drift_report(
     return report
 
 
-def plot_drift_report(report: pd.DataFrame) -> Figure:
+def plot_drift_report(report: pd.DataFrame):
     """Draw the PSI of every feature as horizontal bars, drifted ones in red.
 
     Parameters
@@ -232,6 +230,8 @@ def plot_drift_report(report: pd.DataFrame) -> Figure:
     -------
     matplotlib.figure.Figure
     """
+    import matplotlib.pyplot as plt  # optional here: the serving image has no matplotlib
+
     check_frame(report, "plot_drift_report", name="report", columns=["feature", "psi", "drifted"])
     psi_threshold = report.attrs.get("psi_threshold", 0.2)
     ordered = report.sort_values("psi", kind="stable")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import importlib.util
+import json
 import logging
 import math
 import os
@@ -36,28 +38,15 @@ from production._validation import (
 )
 from production.config import RANDOM_STATE
 from production.db import get_engine, read_sql, table_exists, write_table
-from production.feature_store import LONGEST_WINDOW, OnlineFeatureStore, read_transactions
+from production.feature_store import LONGEST_WINDOW, OnlineFeatureStore, read_transactions  # noqa: F401
 from production.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, compute_model_features
 from production.monitoring import drift_report, plot_drift_report
 
-__all__ = [
-    "MODEL_NAME",
-    "DECISIONS",
-    "MAX_ONNX_DIFFERENCE",
-    "convert_to_onnx",
-    "probe_rows",
-    "check_onnx",
-    "register_for_serving",  # ONNX
-    "ServingModel",
-    "resolve_threshold",
-    "load_serving_model",  # the model
-    "OnlineFeatureStore",  # from production.feature_store, where it lives
-    "load_features",
-    "build_predictions",
-    "BatchScoringResult",
-    "score_day",  # batch scoring
-    "DriftCheck",
-    "run_drift_check",  # monitoring
+__all__ = [  # ONNX; the model; batch scoring; monitoring
+    *("MODEL_NAME", "DECISIONS", "MAX_ONNX_DIFFERENCE", "convert_to_onnx", "probe_rows"),
+    *("check_onnx", "register_for_serving", "ServingModel", "resolve_threshold"),
+    *("load_serving_model", "OnlineFeatureStore", "load_features", "build_predictions"),
+    *("BatchScoringResult", "score_day", "DriftCheck", "run_drift_check"),
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -94,14 +83,13 @@ def _convert_hist_gradient_boosting(scope, operator, container):
 
 def _convert_imputer(scope, operator, container):
     """Run skl2onnx's SimpleImputer converter, or Where(IsNaN) for float64 (Imputer: float32)."""
-    from skl2onnx.algebra.onnx_ops import OnnxConcat, OnnxIsNaN, OnnxWhere
+    from skl2onnx.algebra.onnx_ops import OnnxIsNaN, OnnxWhere
     from skl2onnx.common.data_types import DoubleTensorType
     from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 
     if not isinstance(operator.inputs[0].type, DoubleTensorType):
         return convert_sklearn_imputer(scope, operator, container)
-    version, x = container.target_opset, operator.inputs
-    x = OnnxConcat(*x, axis=1, op_version=version) if len(x) > 1 else x[0]
+    version, x = container.target_opset, operator.inputs[0]  # the packed numbers
     fill = operator.raw_operator.statistics_.astype(np.float64).reshape(1, -1)
     out = [operator.outputs[0].full_name]
     where = OnnxWhere(
@@ -110,9 +98,18 @@ def _convert_imputer(scope, operator, container):
     where.add_to(scope, container)
 
 
-def _convertible_copy(pipeline):
-    """Copy the pipeline so skl2onnx converts it (string sentinel, no passthrough)."""
-    clone = copy.deepcopy(pipeline)
+def _convertible_copy(pipeline, is_text) -> tuple[Pipeline, list, list]:
+    """Copy for skl2onnx (text sentinel, no passthrough); columns: by position in (numbers, text)."""
+    clone, names = copy.deepcopy(pipeline), list(pipeline.feature_names_in_)
+    groups = getattr(clone[0], "transformers_", [("all", None, names)])
+
+    def cols(spec) -> list:  # a transformer's columns, by name
+        spec = [spec] if isinstance(spec, str | int) else spec
+        return [names[c] if isinstance(c, int) else c for c in spec]
+
+    packed = sorted(dict.fromkeys(c for *_, cs in groups for c in cols(cs)), key=is_text)
+    if hasattr(clone[0], "transformers_"):  # position i in (numbers, text): skl2onnx slices
+        clone[0].transformers_ = [(n, t, [packed.index(c) for c in cols(s)]) for n, t, s in groups]
     for _, transformer, _ in getattr(clone[0], "transformers_", []):
         for step_name, step in transformer.steps if isinstance(transformer, Pipeline) else []:
             if step is None or isinstance(step, str):  # "passthrough" has no converter
@@ -122,14 +119,14 @@ def _convertible_copy(pipeline):
             elif isinstance(step, OneHotEncoder) and step.handle_unknown == "infrequent_if_exist":
                 if all(c is None for c in step.infrequent_categories_):  # none: the same
                     step.set_params(handle_unknown="ignore")
-    return clone
+    return clone, [c for c in packed if not is_text(c)], [c for c in packed if is_text(c)]
 
 
 def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
     """Convert a fitted ``Pipeline([("preprocess", ColumnTransformer), ("model", clf)])`` to ONNX.
 
-    Inputs: one per column of ``X_sample``, float64 or string (missing: ``"__missing__"``);
-    float64 preprocessing, cast to float32 for trees. Outputs: label, probabilities.
+    Inputs ``numbers`` (float64) and ``text`` (missing: ``"__missing__"``), their columns named
+    in the metadata ``columns``; float64 preprocessing, float32 for trees. Outputs: label, scores.
     """
     from onnx import TensorProto, compose, helper
     from skl2onnx import to_onnx, update_registered_converter
@@ -144,14 +141,12 @@ def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
         (HistGradientBoostingClassifier, shape, _convert_hist_gradient_boosting, flags),
     ]:
         update_registered_converter(cls, f"Sklearn{cls.__name__}", calc, convert, options=opts)
-    clone, opsets = _convertible_copy(pipeline), {"": 17, "ai.onnx.ml": 3}
-    numeric = pd.api.types.is_numeric_dtype
-    inputs = [
-        (str(c), (DoubleTensorType if numeric(X_sample[c]) else StringTensorType)([None, 1]))
-        for c in pipeline.feature_names_in_
-    ]
+    is_text = lambda column: not pd.api.types.is_numeric_dtype(X_sample[column])  # noqa: E731
+    (clone, numeric, text), opsets = _convertible_copy(pipeline, is_text), {"": 17, "ai.onnx.ml": 3}
+    inputs = [("numbers", DoubleTensorType([None, len(numeric)]))] if numeric else []
+    inputs += [("text", StringTensorType([None, len(text)]))] if text else []
     steps = to_onnx(clone[0], initial_types=inputs, target_opset=opsets)
-    width, output = len(clone[0].get_feature_names_out()), steps.graph.output[0].name
+    width, output = clone[-1].n_features_in_, steps.graph.output[0].name
     for dtype in (np.float64, np.float32):  # trees emit doubles ONNX Runtime refuses: float32
         X_model = np.zeros((1, width), dtype)  # its dtype sets the input's
         model = to_onnx(clone[-1], X_model, options={"zipmap": False}, target_opset=opsets)
@@ -166,6 +161,7 @@ def convert_to_onnx(pipeline, X_sample: pd.DataFrame) -> bytes:
         graph.ClearField("opset_import")
         graph.opset_import.extend(helper.make_opsetid(*item) for item in opsets.items())
     merged = compose.merge_models(steps, model, io_map=[(output, "X")], prefix2="model_")
+    helper.set_model_props(merged, {"columns": json.dumps({"numbers": numeric, "text": text})})
     return merged.SerializeToString()
 
 
@@ -176,17 +172,19 @@ def _session(onnx_model: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
 
 
-def _run(session: ort.InferenceSession, columns: Mapping) -> np.ndarray:
-    """Score ``{column: values}``: float64 numbers, text with a sentinel for missing."""
-    feed = {}
-    for node in session.get_inputs():
-        values = columns[node.name]
-        if node.type == "tensor(string)":
-            text = [MISSING_CATEGORY if pd.isna(v) else str(v) for v in values]
-            feed[node.name] = np.array(text, dtype=object).reshape(-1, 1)
-        else:  # None and pd.NA become NaN
-            feed[node.name] = np.asarray(values, np.float64).reshape(-1, 1)
-    return session.run(None, feed)[-1][:, 1].astype(np.float64)  # outputs: label, probabilities
+def _text(value) -> str:
+    """Return ``value`` as ONNX text: the sentinel if it is missing."""
+    return MISSING_CATEGORY if pd.isna(value) else str(value)
+
+
+def _run(session: ort.InferenceSession, rows, columns=None) -> np.ndarray:
+    """Score a DataFrame or records (dicts): float64 numbers, text with a sentinel for missing."""
+    columns = columns or json.loads(session.get_modelmeta().custom_metadata_map["columns"])
+    rows = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else rows
+    feed = {"numbers": np.array([[r[c] for c in columns["numbers"]] for r in rows], np.float64)}
+    feed["text"] = np.array([[_text(r[c]) for c in columns["text"]] for r in rows], object)
+    feed = {name: values for name, values in feed.items() if columns[name]}  # None: NaN
+    return session.run([session.get_outputs()[-1].name], feed)[0][:, 1].astype(np.float64)
 
 
 def _known_categories(pipeline) -> dict:
@@ -277,13 +275,13 @@ class ServingModel:
             try:
                 session = _session(onnx_model)
                 difference = check_onnx(session, pipeline, probe_rows(pipeline))
+                if difference > MAX_ONNX_DIFFERENCE:
+                    raise ValueError(f"scores differ by {difference:.2g} on probe rows")
             except Exception as err:  # any failure means: serve with scikit-learn, reason kept
                 self.fallback_reason = f"ONNX model rejected: {type(err).__name__}: {err}"[:500]
                 return
-            if difference > MAX_ONNX_DIFFERENCE:
-                self.fallback_reason = f"ONNX scores differ by {difference:.2g} on probe rows"
-                return
             self.backend, self.fallback_reason, self._session = "onnx", None, session
+            self._columns = json.loads(session.get_modelmeta().custom_metadata_map["columns"])
 
     def score_frame(self, X: pd.DataFrame) -> np.ndarray:
         """Return the fraud score of every row of ``X`` (its feature columns, else raise)."""
@@ -292,7 +290,7 @@ class ServingModel:
             return np.empty(0)
         if self._session is None:
             return self.pipeline.predict_proba(X[list(self.feature_names)])[:, 1]
-        return _run(self._session, X)
+        return _run(self._session, X, self._columns)
 
     def score_records(self, records: list[Mapping]) -> np.ndarray:
         """Return the scores of a few records (dicts of features): the online path."""
@@ -302,7 +300,7 @@ class ServingModel:
         if self._session is None:
             frame = pd.DataFrame.from_records(records, columns=list(self.feature_names))
             return self.pipeline.predict_proba(frame)[:, 1]
-        return _run(self._session, {c: [r[c] for r in records] for c in self.feature_names})
+        return _run(self._session, records, self._columns)
 
     def unknown_categories(self, record: Mapping) -> list[str]:
         """Name the columns of ``record`` holding a category the encoders never saw."""
@@ -490,6 +488,7 @@ def run_drift_check(
     write_table(
         record, "drift_reports", mode="replace_partitions", partition_cols=[*window], engine=engine
     )
+    plots = importlib.util.find_spec("matplotlib")  # the serving image (its CronJob) has none
     run_id = tracking.log_run(
         "monitoring",
         run_name=f"drift {start:%Y-%m-%d}",
@@ -501,7 +500,7 @@ def run_drift_check(
             "n_reference": len(reference),
         },
         tags={"drift.flagged": str(bool(len(drifted))).lower()},
-        figures={"drift/drift_report.png": plot_drift_report(report)},
+        figures={"drift/drift_report.png": plot_drift_report(report)} if plots else {},
         tables={"drift/drift_report.json": report},
     )
     return DriftCheck(report, bool(len(drifted)), drifted.tolist(), start, end, run_id)

@@ -12,6 +12,7 @@ spawn_key=(stream, key))``, so :func:`iter_days` yields exactly the rows of :fun
 """
 
 import datetime as dt
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -437,17 +438,8 @@ def simulate_profiles(
     return prof.customers, prof.terminals
 
 
-@validate_params(**_COUNTS)
 def iter_days(
-    n_customers: int = 1000,
-    n_terminals: int = 300,
-    n_days: int = 60,
-    start_date: str | dt.date = "2026-01-01",
-    drift_start: str | dt.date | None = None,
-    label_delay_days: int = 7,
-    random_state: int = RANDOM_STATE,
-    start_day: int = 0,
-    end_day: int | None = None,
+    *, start_day: int = 0, end_day: int | None = None, **params
 ) -> Iterator[pd.DataFrame]:
     """Return an iterator over the transactions of :func:`simulate`, one day at a time.
 
@@ -455,20 +447,23 @@ def iter_days(
 
     Parameters
     ----------
-    n_customers, n_terminals, n_days, start_date, drift_start, label_delay_days, random_state
-        As in :func:`simulate`.
     start_day : int, default=0
         First day to yield, counted from ``start_date``; in ``[0, n_days - 1]``.
     end_day : int or None, default=None
         Day to stop before, in ``[start_day + 1, n_days]``; None means ``n_days``.
+    **params
+        The parameters of :func:`simulate`, by name (``n_customers``, ..., ``random_state``).
 
     Returns
     -------
     iterator of pandas.DataFrame
         One frame per day (possibly empty); bad parameters raise at the call.
     """
-    args = (n_customers, n_terminals, n_days, start_date, drift_start, label_delay_days)
-    cfg = _config("iter_days", *args, random_state)
+    bound = inspect.signature(simulate).bind(**params)  # TypeError naming an unknown one
+    bound.apply_defaults()
+    for name, constraint in _COUNTS.items():
+        check_param(bound.arguments[name], constraint, name, "iter_days")
+    cfg = _config("iter_days", *bound.arguments.values())
     check_param(start_day, Interval(int, 0, cfg.n_days - 1), "start_day", "iter_days")
     end_day = cfg.n_days if end_day is None else end_day
     check_param(end_day, Interval(int, start_day + 1, cfg.n_days), "end_day", "iter_days")

@@ -6,6 +6,8 @@ Runs go to ``MLFLOW_TRACKING_URI`` (unset: a local SQLite store); a server must 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -23,7 +25,7 @@ import mlflow.sklearn
 import pandas as pd
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -51,6 +53,9 @@ __all__ = [
     "list_runs",
     "compare_runs",
     "promote_model",
+    "frame_digest",
+    "log_training_data",
+    "training_data",
 ]
 
 HEALTH_TIMEOUT_S = 5.0
@@ -58,6 +63,7 @@ HEALTH_TIMEOUT_S = 5.0
 SEARCH_TAG = "search.strategy"
 _MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
 _NO_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+_TRAINING = InputTag("mlflow.data.context", "training")  # MLflow's tag: what a dataset was for
 
 
 class TrackingServerUnavailableError(ConnectionError):
@@ -423,3 +429,47 @@ def promote_model(
     more = "more" if promoted else "not more"
     reason = f"{metric} gains {gain:.4g}, {more} than the margin {min_improvement:g}"
     return PromotionDecision(promoted, reason, **decided)
+
+
+@validate_params(frame=Instance(pd.DataFrame))
+def frame_digest(frame: pd.DataFrame) -> str:
+    """Return a content hash (16 hex digits) of ``frame``'s columns, dtypes and rows, in order."""
+    digest = hashlib.sha256(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@validate_params(frame=Instance(pd.DataFrame), source=Instance(str), tags=Instance(dict, none=True))
+def log_training_data(frame, *, source: str, run_id: str, name="training", tags=None) -> str:
+    """Log ``frame`` as the training dataset of run ``run_id``; return its :func:`frame_digest`.
+
+    ``source``: where it was read (``"lake://silver/transactions?start=..."``); ``tags``: e.g. a rev.
+    """
+    digest = frame_digest(frame)
+    with warnings.catch_warnings():  # the schema's integer-column advice is for model inputs
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
+        found = mlflow.data.from_pandas(frame, name=name, digest=digest).to_dict()
+    dataset = Dataset(**found | {"source_type": "uri", "source": json.dumps({"uri": source})})
+    tags = [_TRAINING] + [InputTag(k, str(v)) for k, v in (tags or {}).items()]
+    _client().log_inputs(run_id, datasets=[DatasetInput(dataset, tags=tags)])
+    return digest
+
+
+@validate_params(version=Instance(str, int, none=True))
+def training_data(name: str, version: str | int | None = None, *, alias: str = "champion") -> dict:
+    """Return the dataset registered model ``name``'s ``version`` (or ``alias``) trained on.
+
+    Keys ``run_id``, ``version``, ``name``, ``digest``, ``source``, ``tags``; else LookupError.
+    """
+    client = _client()
+    version = _version(client, name, alias).version if version is None else str(version)
+    try:
+        run_id = client.get_model_version(name, version).run_id
+    except MlflowException:
+        raise LookupError(f"training_data: model {name!r} has no version {version!r}") from None
+    logged = [d for d in client.get_run(run_id).inputs.dataset_inputs if _TRAINING in d.tags]
+    if not logged:
+        raise LookupError(f"training_data: version {version} of {name!r} logged no training data")
+    dataset, tags = logged[-1].dataset, {t.key: t.value for t in logged[-1].tags if t != _TRAINING}
+    found = {"run_id": run_id, "version": version, "name": dataset.name, "tags": tags}
+    return found | {"digest": dataset.digest, "source": json.loads(dataset.source)["uri"]}

@@ -162,12 +162,11 @@ def load_rubric(rubric_path: str | os.PathLike) -> Rubric:
             raise RubricError(f"{label}: 'points' must be an integer; got {points!r}")
         if not 1 <= points <= MAX_POINTS:
             raise RubricError(f"{label}: 'points' must be between 1 and {MAX_POINTS}; got {points}")
-        check = item.get("check")
-        if not isinstance(check, str) or not re.match(_NAME, check):
-            raise RubricError(
-                f"{label}: 'check' must be the name of a function of the checks module, "
-                f"such as 'sample_is_stratified'; got {check!r}"
-            )
+        check = _name(
+            item.get("check"),
+            f"{label}: 'check' must be the name of a function of the checks module, "
+            "such as 'sample_is_stratified'",
+        )
         criteria.append(
             Criterion(
                 id=criterion_id,
@@ -181,12 +180,10 @@ def load_rubric(rubric_path: str | os.PathLike) -> Rubric:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise RubricError(f"{where}: criterion ids must be unique; repeated: {duplicates}")
-    checks = data.get("checks")
-    if not isinstance(checks, str) or not re.match(_NAME, checks):
-        raise RubricError(
-            f"{where}: 'checks' must name a module of course.grading.checks, such as "
-            f"'training_data'; got {checks!r}"
-        )
+    checks = _name(
+        data.get("checks"),
+        f"{where}: 'checks' must name a module of course.grading.checks, such as 'training_data'",
+    )
     total = sum(c.points for c in criteria)
     complete = data.get("complete", "all")
     complete = total if complete == "all" else complete
@@ -203,6 +200,13 @@ def load_rubric(rubric_path: str | os.PathLike) -> Rubric:
         complete=complete,
         criteria=tuple(criteria),
     )
+
+
+def _name(value, message: str) -> str:
+    """Return ``value`` if it is a lowercase name (:data:`_NAME`); else raise ``message``."""
+    if not isinstance(value, str) or not re.match(_NAME, value):
+        raise RubricError(f"{message}; got {value!r}")
+    return value
 
 
 def _no_unknown_keys(data: dict, allowed: set[str], where: str) -> None:

@@ -110,6 +110,7 @@ def read_csv_text(path, columns, where: str) -> tuple[pd.DataFrame, pd.DataFrame
         )
     data, bad = path.read_bytes(), []
     _check_header(data, path, columns, where)
+    data += b"" if data.endswith(b"\n") else b"\n"  # a header without its "\n" is a CSV too
     one_thread = pa_csv.ReadOptions(use_threads=False)  # else no line numbers
     skip = pa_csv.ParseOptions(invalid_row_handler=lambda row: bad.append(row) or "skip")
     as_text = pa_csv.ConvertOptions(
@@ -118,16 +119,18 @@ def read_csv_text(path, columns, where: str) -> tuple[pd.DataFrame, pd.DataFrame
         null_values=[""],
         strings_can_be_null=True,
     )
-    try:  # a header without its "\n" is a CSV file too
-        table = pa_csv.read_csv(io.BytesIO(data + b"\n"), one_thread, skip, as_text)
+    try:
+        table = pa_csv.read_csv(io.BytesIO(data), one_thread, skip, as_text)
     except (pa.ArrowInvalid, OSError) as err:
         raise ValueError(f"{where}: cannot read {str(path)!r} as a UTF-8 CSV: {err}") from None
     rows = table.to_pandas().astype(STR)
-    lines = np.flatnonzero([bool(line) for line in data.splitlines()[1:]]) + 1
-    at = [r.number - 2 for r in bad]  # pyarrow counts non-blank lines, header = 1
+    lines = np.arange(1, len(rows) + len(bad) + 1)  # pyarrow counts non-blank lines, header = 1
+    if data.count(b"\n") != len(lines) + 1:  # blank lines, or lines not ended by "\n"
+        lines = np.flatnonzero([bool(line) for line in data.splitlines()[1:]]) + 1
+    at = [r.number - 2 for r in bad]
     rows["source_row"] = np.delete(lines, at)
     errors = [f"expected {r.expected_columns} fields, got {r.actual_columns}" for r in bad]
-    return rows, pd.DataFrame({"source_row": lines[at], "parse_error": errors})
+    return rows, pd.DataFrame({"source_row": lines[at], "parse_error": pd.array(errors, STR)})
 
 
 def read_raw_transactions(path, *, ingested_at=None) -> pd.DataFrame:
