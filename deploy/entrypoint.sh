@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
-import uvicorn.lifespan.on, uvicorn.loops.auto, uvicorn.protocols.http.h11_impl  # noqa: E401
+import uvicorn.lifespan.on, uvicorn.loops.auto, uvicorn.protocols.http.httptools_impl  # noqa: E401
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import make_pipeline
@@ -95,7 +95,7 @@ if not get_settings().mlflow_tracking_uri.startswith(("http://", "https://")):
 PY
 fi
 
-# TcpNoDelayH11Protocol: with several workers, plain uvicorn leaves Nagle's algorithm on
+# TcpNoDelayHttpToolsProtocol (the C parser): with several workers, plain uvicorn leaves Nagle's algorithm on
 # (+40 ms per response); the request log comes from the app, so uvicorn's is off.
 exec uvicorn course.api:create_app --factory --host 0.0.0.0 --port "${PORT:-8000}" \
-  --workers "$workers" --http course.api:TcpNoDelayH11Protocol --no-access-log
+  --workers "$workers" --http course.api:TcpNoDelayHttpToolsProtocol --no-access-log

@@ -118,6 +118,7 @@ def start_server(target: str, home: Path, port: int, workers: int) -> subprocess
         "PRODUCTION_HOME": str(home),
         "OMP_NUM_THREADS": "1",
         "MODEL_RELOAD_INTERVAL_S": "0",
+        **({"LOG_LEVEL": os.environ["BENCH_LOG_LEVEL"]} if "BENCH_LOG_LEVEL" in os.environ else {}),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MODEL_NAME": "fraud-demo" if target == "onnx" else "fraud-demo-sklearn",
         # mlflow models serve runs `uvicorn` by name: the venv's bin folder first

@@ -333,7 +333,7 @@ def test_entrypoint_hands_uvicorns_exit_code_to_the_container(tmp_path):
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls == [
         "uvicorn course.api:create_app --factory --host 0.0.0.0 --port 8000 --workers 1 "
-        "--http course.api:TcpNoDelayH11Protocol --no-access-log"
+        "--http course.api:TcpNoDelayHttpToolsProtocol --no-access-log"
     ], "one worker, no preflight"
     assert list((tmp_path / "metrics").iterdir()) == []  # emptied
 

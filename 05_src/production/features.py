@@ -398,7 +398,9 @@ def build_preprocessor(numeric_cols, categorical_cols=()) -> ColumnTransformer:
     """
     numeric = column_list(numeric_cols, "numeric_cols", "build_preprocessor")
     categorical = column_list(categorical_cols, "categorical_cols", "build_preprocessor")
-    num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    # a column with no value yet (a fraud rate before any label) is kept, as 0: fixed width
+    impute = SimpleImputer(strategy="median", keep_empty_features=True)
+    num = Pipeline([("impute", impute), ("scale", StandardScaler())])
     cat = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
