@@ -4,7 +4,7 @@ Run it with uvicorn's factory mode (nothing happens at import)::
 
     uvicorn course.api:create_app --factory --host 127.0.0.1 --port 8000
 
-With ``--workers 2`` add ``--http course.api:TcpNoDelayH11Protocol`` (see there why).
+With ``--workers 2`` add ``--http course.api:TcpNoDelayHttpToolsProtocol`` (see there why).
 
 Endpoints
 ---------
