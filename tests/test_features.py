@@ -304,7 +304,10 @@ def test_preprocessor_is_the_standard_column_transformer(frame):
             (
                 "num",
                 Pipeline(
-                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                    [
+                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                        ("scale", StandardScaler()),
+                    ]
                 ),
                 ["amount", "hour"],
             ),
@@ -388,3 +391,13 @@ def test_missing_column_is_named_at_fit_and_transform(frame):
 def test_build_preprocessor_rejects_bad_column_lists(args, match):
     with pytest.raises(ValueError, match=match):
         build_preprocessor(*args)
+
+
+def test_preprocessor_keeps_a_column_with_no_value_yet():
+    # a terminal's fraud rate before any label arrived: all missing in training
+    train = pd.DataFrame({"amount": [1.0, 2.0, 3.0], "rate": [np.nan] * 3, "channel": list("abc")})
+    out = build_preprocessor(["amount", "rate"], ["channel"]).fit(train)
+    assert out.transform(train).shape == (3, 5)  # the width never depends on the data
+    later = train.assign(rate=[0.5, 0.1, 0.2])
+    assert list(out.get_feature_names_out()[:2]) == ["num__amount", "num__rate"]
+    assert np.isfinite(out.transform(later)).all()

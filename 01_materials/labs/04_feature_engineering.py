@@ -279,7 +279,9 @@ check_point_in_time(leaky_terminal_rate, transactions, cutoffs, on_leak="ignore"
 # Each kind of column gets its own treatment, and the whole chain is **one object**, fitted on
 # training rows only and applied unchanged to new rows:
 #
-# * numbers (`"num"`): fill a missing value with the training median, then standardise;
+# * numbers (`"num"`): fill a missing value with the training median, then standardise; a
+#   column with no value at all yet (a terminal's fraud rate before any label arrived) is kept
+#   and filled with 0 (`keep_empty_features=True`), so the model's input width never changes;
 # * categories (`"cat"`): fill a missing value with the category `"missing"`, then one-hot
 #   encode; a category never seen in training becomes all zeros (`handle_unknown="ignore"`).
 #   Dense output (`sparse_output=False`): gradient-boosted trees refuse sparse input.
@@ -289,7 +291,8 @@ check_point_in_time(leaky_terminal_rate, transactions, cutoffs, on_leak="ignore"
 # %%
 NUMERIC = ["amount", "hour"]
 CATEGORICAL = ["channel", "merchant_category"]
-numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+impute = SimpleImputer(strategy="median", keep_empty_features=True)
+numeric = Pipeline([("impute", impute), ("scale", StandardScaler())])
 categorical = Pipeline(
     [
         ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
@@ -359,7 +362,12 @@ my_preprocessor = ColumnTransformer(
     [
         (
             "num",
-            Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+            Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                    ("scale", StandardScaler()),
+                ]
+            ),
             NUMERIC + list(features.columns),
         ),
         (
