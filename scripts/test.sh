@@ -64,22 +64,27 @@ if [ "$#" -gt 0 ]; then  # extra arguments: one pytest run, as asked
 fi
 
 # Everything, as two streams on the machine's cores: the tests in tests/, and every notebook
-# under nbval with the end-to-end grading of the assignments (the two take about as long).
-# They share the services but no table or model name (tests use unique ones). The notebooks
-# get their own HOME: the grader's tests watch the real one for learner writes.
+# under nbval with the end-to-end grading of the assignments and the demo's test (the two
+# take about as long). They share the services but no table or model name (tests use unique
+# ones). The notebooks get their own HOME: the grader's tests watch the real one for learner
+# writes. The live-coding copies in labs_live/ are not executed again: their cells are the
+# labs' cells with the solutions emptied (tests/test_notebooks.py checks they are generated
+# from the labs and that no cell after an exercise needs the exercise's names).
 graded=tests/test_grading_assignments.py
+demo=tests/test_demo.py
 notebook_home=$(mktemp -d)
 notebook_log="$notebook_home/nbval.log"
 "${UV[@]}" run --frozen --no-sync env HOME="$notebook_home" python -m pytest -p no:cacheprovider \
-  "$graded" 01_materials 02_activities --nbval-lax --nbval-cell-timeout=120 \
+  "$graded" "$demo" 01_materials 02_activities --ignore=01_materials/labs_live \
+  --nbval-lax --nbval-cell-timeout=120 \
   >"$notebook_log" 2>&1 &
 notebook_pid=$!
 tests_status=0
-"${UV[@]}" run --frozen --no-sync pytest -p no:cacheprovider tests --ignore="$graded" \
+"${UV[@]}" run --frozen --no-sync pytest -p no:cacheprovider tests --ignore="$graded" --ignore="$demo" \
   || tests_status=$?
 notebook_status=0
 wait "$notebook_pid" || notebook_status=$?
-echo "== notebooks under nbval (01_materials, 02_activities) and $graded =="
+echo "== notebooks under nbval (01_materials, 02_activities), $graded and $demo =="
 cat "$notebook_log"
 rm -rf "$notebook_home"
 if [ "$tests_status" != 0 ] || [ "$notebook_status" != 0 ]; then
