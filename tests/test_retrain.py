@@ -153,6 +153,7 @@ def test_window_split_and_gate_are_pure():
         {"random_state": -1},
         {"model_name": None},
         {"as_of": "not a date"},
+        {"table": "transactions; drop table x"},
     ],
 )
 def test_bad_parameters_are_named(bad):
@@ -165,6 +166,8 @@ def test_clear_errors_without_data(prefect_api):
         continuous_training(eval_days=0)  # through Prefect: the flow run fails, the error is raised
     with pytest.raises(ValueError, match="no table 'transactions'"):
         continuous_training()
+    with pytest.raises(ValueError, match="no table 'lab_transactions'"):
+        continuous_training(table="lab_transactions")
     with pytest.raises(ValueError, match="'reason' parameter of rollback"):
         rollback(reason=" ")
 
@@ -178,8 +181,9 @@ def test_labelled_window_and_decisions_on_postgresql(postgres_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"{postgres_url}{sep}options=-csearch_path%3D{schema}")
     try:
         rows = simulate(n_customers=100, n_terminals=40, n_days=6, label_delay_days=1).transactions
-        write_table(rows, "transactions")
-        window, read, _ = read_labelled_window.fn(None, 3, 1)
+        write_table(rows, "lab_transactions")  # any table of transactions
+        window, read, _ = read_labelled_window.fn(None, 3, 1, "lab_transactions")
+        assert window.source().startswith("db://lab_transactions?start=")
         legit = rows[(rows["is_fraud"] == 0) & (rows["label_available_at"] <= window.as_of)]
         assert (window.as_of, window.end) == (rows["tx_datetime"].max(), legit["tx_datetime"].max())
         assert read["tx_datetime"].max() == window.end

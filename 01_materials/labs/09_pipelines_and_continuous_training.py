@@ -467,16 +467,15 @@ print(f"✅ Lake version {my_rev} ({my_digest}) trained the model of run {run_v2
 # later (`label_available_at`: a chargeback after 1–14 days, a legitimate payment is final
 # after 7). Today is 12 February.
 #
-# This section plays production in a database file of its own (`lab09/production.db`, set by
-# `DATABASE_URL` for this kernel), so that its `transactions` table leaves the course's alone.
+# This section plays production in a table of its own, `lab09_transactions`, so that the
+# course's `transactions` table is left alone (on SQLite or PostgreSQL, as configured).
 
 # %%
-os.environ["DATABASE_URL"] = f"sqlite:///{(lab_dir / 'production.db').as_posix()}"
-MODEL = "lab09-fraud"
+MODEL, TABLE = "lab09-fraud", "lab09_transactions"
 champion_version = register_model(run_v2, MODEL, alias="champion")
-write_table(transactions, "transactions", mode="replace")
+write_table(transactions, TABLE, mode="replace")
 as_of = pd.Timestamp("2026-02-12")
-known = load_features("2026-01-01", as_of)  # lab 07: features as known at each transaction
+known = load_features("2026-01-01", as_of, table=TABLE)  # lab 07: features as then known
 champion = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")
 print(f"{MODEL} v{champion_version} @champion; {len(known):,} transactions before {as_of:%Y-%m-%d}")
 
@@ -630,7 +629,7 @@ print(f"✅ Your gate: a gain of {gain:+.3f} with a margin of 0.3 -> {my_verdict
 # %%
 from course.retrain import continuous_training, rollback
 
-decision = continuous_training(as_of, trigger="drift", model_name=MODEL)
+decision = continuous_training(as_of, trigger="drift", model_name=MODEL, table=TABLE)
 print(f"{decision.decision}: {decision.reason}")
 rollback(MODEL, reason="lab 09: back to the January model")
 read_table("training_decisions").tail(2)[

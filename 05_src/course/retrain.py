@@ -12,7 +12,7 @@ about, and a row of the database table ``training_decisions``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -27,6 +27,7 @@ from production._validation import (
     Interval,
     InvalidParameterError,
     OneOf,
+    TableName,
     as_timestamp,
     validate_params,
 )
@@ -109,12 +110,13 @@ class Window:
     train_start: pd.Timestamp
     eval_start: pd.Timestamp
     end: pd.Timestamp
+    table: str = "transactions"
 
     def source(self) -> str:
         """Where the training rows come from, as a URI for the dataset's lineage."""
         t = "%Y-%m-%dT%H:%M:%S"
         return (
-            f"db://transactions?start={self.train_start:{t}}&end={self.eval_start:{t}}"
+            f"db://{self.table}?start={self.train_start:{t}}&end={self.eval_start:{t}}"
             f"&labels_as_of={self.as_of:{t}}"
         )
 
@@ -167,28 +169,29 @@ def gate(candidate_score: float, champion_score: float, min_improvement: float) 
 
 
 @task(name="read-labelled-window", **IO)
-def read_labelled_window(as_of, train_days: int, eval_days: int):
+def read_labelled_window(as_of, train_days: int, eval_days: int, table: str = "transactions"):
     """Read the transactions of the latest labelled window and the history its features need.
 
     Legitimate labels arrive after a fixed delay (no chargeback by then), fraud labels
     earlier: past the last labelled legitimate transaction only frauds are known, so the
     window ends there. Returns ``(window, transactions, features)``.
     """
-    if not table_exists("transactions"):
-        raise ValueError("continuous_training: no table 'transactions'; load transactions first")
+    if not table_exists(table):
+        raise ValueError(f"continuous_training: no table {table!r}; load transactions first")
     if as_of is None:
-        as_of = read_sql("select max(tx_datetime) as t from transactions")["t"].iloc[0]
+        as_of = read_sql(f"select max(tx_datetime) as t from {table}")["t"].iloc[0]
     as_of = as_timestamp(as_of, "as_of", "continuous_training")
     until = read_sql(
-        "select max(tx_datetime) as t from transactions "
+        f"select max(tx_datetime) as t from {table} "
         "where is_fraud = 0 and label_available_at <= :as_of",
         params={"as_of": f"{as_of:{_SQL_TIME}}"},
     )["t"].iloc[0]
     if pd.isna(until):
         raise ValueError(f"continuous_training: no labelled transactions by as_of={as_of}")
     window = labelled_window(as_of, until, train_days=train_days, eval_days=eval_days)
+    window = replace(window, table=table)
     end = window.end + pd.Timedelta(seconds=1)  # read_transactions: end excluded, to the second
-    transactions = read_transactions(window.train_start - LONGEST_WINDOW, end)
+    transactions = read_transactions(window.train_start - LONGEST_WINDOW, end, table=table)
     return window, transactions, compute_model_features(transactions)
 
 
@@ -286,6 +289,7 @@ def apply_decision(verdict: str, model_name: str, candidate: str, champion: str)
     eval_days=Interval(int, 1, None),
     min_improvement=Interval(float, 0, 1),
     random_state=Interval(int, 0, None),
+    table=TableName(),
 )
 def continuous_training(
     as_of=None,
@@ -296,6 +300,7 @@ def continuous_training(
     eval_days: int = 3,
     min_improvement: float = 0.0,
     random_state: int = RANDOM_STATE,
+    table: str = "transactions",
 ) -> RetrainDecision:
     """Retrain the champion on the latest labelled window; promote the candidate if it wins.
 
@@ -314,6 +319,8 @@ def continuous_training(
         Average-precision gain in [0, 1] the candidate must exceed to be promoted.
     random_state : int, default=RANDOM_STATE
         Seed of the candidate's estimators.
+    table : str, default="transactions"
+        The database table of transactions (with ``is_fraud`` and ``label_available_at``).
 
     Returns
     -------
@@ -332,7 +339,7 @@ def continuous_training(
     """
     if as_of is not None:
         as_of = as_timestamp(as_of, "as_of", "continuous_training")
-    window, transactions, features = read_labelled_window(as_of, train_days, eval_days)
+    window, transactions, features = read_labelled_window(as_of, train_days, eval_days, table)
     champion, champion_version = load_champion(model_name)
     data = split_window(transactions, features, window)
     candidate, candidate_ap, champion_ap = train_and_evaluate(champion, data, random_state)
