@@ -82,7 +82,7 @@ from threadpoolctl import threadpool_limits
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from course.drift_metrics import DriftMetrics
+from course.drift_metrics import REFRESH_INTERVAL_S, DriftMetrics
 from production.serving import (
     DECISIONS,
     MODEL_NAME,
@@ -597,6 +597,12 @@ async def _reload_loop(state: _State) -> None:
         await _check_alias(state)
 
 
+async def _drift_loop(drift: DriftMetrics) -> None:
+    while True:
+        await asyncio.sleep(REFRESH_INTERVAL_S)
+        await asyncio.to_thread(drift.refresh)
+
+
 def _limit_threads() -> None:
     """One OpenMP/BLAS thread: a one-row prediction with a thread team costs 10x more."""
     threadpool_limits(1)
@@ -734,18 +740,17 @@ def create_app(
                 "history_rows": state.store.n_rows,
             },
         )
-        drift.start()  # reads table drift_reports now, then every minute in a thread
-        task = None
+        await asyncio.to_thread(drift.refresh)  # table drift_reports now, then every minute
+        tasks = [asyncio.create_task(_drift_loop(drift))]
         if settings.reload_interval > 0:
-            task = asyncio.create_task(_reload_loop(state))
+            tasks.append(asyncio.create_task(_reload_loop(state)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            drift.stop()
             state.metrics.close()
 
     app = FastAPI(

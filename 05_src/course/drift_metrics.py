@@ -9,16 +9,17 @@ latest window of the model it serves, so that Prometheus can alert on it
     fraud_score_psi{model="fraud-demo"}                          PSI of the score
     fraud_drift_report_timestamp_seconds{model="fraud-demo"}     when the report was written
 
-The table is read once at start-up, then by a background thread every ``interval`` seconds:
-never on a request; a scrape only reads the values in memory. Until a report exists the gauges have no sample (a
-missing report is not a PSI of 0). With several workers (``PROMETHEUS_MULTIPROC_DIR``) each
-worker refreshes its own copy and ``/metrics`` shows the most recent value.
+The API calls :meth:`DriftMetrics.refresh` at start-up, then every
+:data:`REFRESH_INTERVAL_S` seconds from a background task (in a thread: the event loop never
+waits on the database): never on a request; a scrape only reads the values in memory. Until a
+report exists the gauges have no sample (a missing report is not a PSI of 0). With several
+workers (``PROMETHEUS_MULTIPROC_DIR``) each worker refreshes its own copy and ``/metrics``
+shows the most recent value.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge
@@ -28,6 +29,8 @@ from production.db import read_sql, table_exists
 
 logger = logging.getLogger(__name__)
 
+REFRESH_INTERVAL_S = 60.0  # drift reports are written daily: a minute late is on time
+
 LATEST_REPORT = """
 select feature, psi, created_at from drift_reports
 where model_name = :name
@@ -36,7 +39,7 @@ where model_name = :name
 
 
 class DriftMetrics:
-    """Gauges of the latest drift report of one model, refreshed by a background thread.
+    """Gauges of the latest drift report of one model, set by :meth:`refresh`.
 
     Parameters
     ----------
@@ -44,21 +47,17 @@ class DriftMetrics:
         The app's registry, where the gauges are registered.
     model_name : str
         Rows of ``drift_reports`` with this ``model_name`` are exported.
-    interval : float, default=60.0
-        Seconds between two reads of the table; ``0`` reads it once, at :meth:`start`.
     engine : sqlalchemy.engine.Engine, optional
         Database to read; default :func:`production.db.get_engine`.
 
     Examples
     --------
     >>> drift = DriftMetrics(CollectorRegistry(), "fraud-demo")  # doctest: +SKIP
-    >>> drift.start(); ...; drift.stop()  # doctest: +SKIP
+    >>> drift.refresh()  # doctest: +SKIP
     """
 
-    def __init__(self, registry: CollectorRegistry, model_name: str, *, interval=60.0, engine=None):
-        self.model_name, self.interval, self.engine = model_name, float(interval), engine
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+    def __init__(self, registry: CollectorRegistry, model_name: str, *, engine=None):
+        self.model_name, self.engine = model_name, engine
         kwargs = {"registry": registry, "multiprocess_mode": "mostrecent"}
         self.feature_psi = Gauge(
             "fraud_feature_psi",
@@ -104,22 +103,3 @@ class DriftMetrics:
     def _exported(self) -> list[str]:
         """Return the features that have a sample now."""
         return [s.labels["feature"] for m in self.feature_psi.collect() for s in m.samples]
-
-    def start(self) -> None:
-        """Read the table once now, then every ``interval`` seconds in a background thread."""
-        self.refresh()
-        self._stopped.clear()
-        self._thread = threading.Thread(target=self._run, name="drift-metrics", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the background thread and wait for it."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        """Refresh every ``interval`` seconds until stopped."""
-        while self.interval > 0 and not self._stopped.wait(self.interval):
-            self.refresh()
