@@ -180,10 +180,16 @@ def _text(value) -> str:
 def _run(session: ort.InferenceSession, rows, columns=None) -> np.ndarray:
     """Score a DataFrame or records (dicts): float64 numbers, text with a sentinel for missing."""
     columns = columns or json.loads(session.get_modelmeta().custom_metadata_map["columns"])
-    rows = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else rows
-    feed = {"numbers": np.array([[r[c] for c in columns["numbers"]] for r in rows], np.float64)}
-    feed["text"] = np.array([[_text(r[c]) for c in columns["text"]] for r in rows], object)
-    feed = {name: values for name, values in feed.items() if columns[name]}  # None: NaN
+    if isinstance(rows, pd.DataFrame):  # batch: whole columns at once; None and pd.NA: NaN
+        text = rows[columns["text"]].astype(object)
+        feed = {
+            "numbers": rows[columns["numbers"]].to_numpy(np.float64, na_value=np.nan),
+            "text": text.where(text.notna(), MISSING_CATEGORY).astype(str).to_numpy(object),
+        }
+    else:  # a few records (the API): no DataFrame to build
+        feed = {"numbers": np.array([[r[c] for c in columns["numbers"]] for r in rows], np.float64)}
+        feed["text"] = np.array([[_text(r[c]) for c in columns["text"]] for r in rows], object)
+    feed = {name: values for name, values in feed.items() if columns[name]}
     return session.run([session.get_outputs()[-1].name], feed)[0][:, 1].astype(np.float64)
 
 
