@@ -38,15 +38,28 @@ from production._validation import (
 )
 from production.config import RANDOM_STATE
 from production.db import get_engine, read_sql, table_exists, write_table
-from production.feature_store import LONGEST_WINDOW, OnlineFeatureStore, read_transactions  # noqa: F401
+from production.feature_store import LONGEST_WINDOW, OnlineFeatureStore, read_transactions
 from production.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, compute_model_features
 from production.monitoring import drift_report, plot_drift_report
 
-__all__ = [  # ONNX; the model; batch scoring; monitoring
-    *("MODEL_NAME", "DECISIONS", "MAX_ONNX_DIFFERENCE", "convert_to_onnx", "probe_rows"),
-    *("check_onnx", "register_for_serving", "ServingModel", "resolve_threshold"),
-    *("load_serving_model", "OnlineFeatureStore", "load_features", "build_predictions"),
-    *("BatchScoringResult", "score_day", "DriftCheck", "run_drift_check"),
+__all__ = [
+    "MODEL_NAME",
+    "DECISIONS",
+    "MAX_ONNX_DIFFERENCE",
+    "convert_to_onnx",
+    "probe_rows",
+    "check_onnx",
+    "register_for_serving",  # ONNX
+    "ServingModel",
+    "resolve_threshold",
+    "load_serving_model",  # the model
+    "OnlineFeatureStore",  # from production.feature_store, where it lives
+    "load_features",
+    "build_predictions",
+    "BatchScoringResult",
+    "score_day",  # batch scoring
+    "DriftCheck",
+    "run_drift_check",  # monitoring
 ]
 
 LOGGER = logging.getLogger(__name__)
