@@ -30,7 +30,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
-from course.retrain import RetrainDecision, continuous_training, gate, record
+from course.retrain import RetrainDecision, continuous_training, gate, move_aliases, record
 from production._validation import Interval, validate_params
 from production.config import RANDOM_STATE, get_settings
 from production.data import export_raw_days, read_lake, run_pipeline
@@ -53,7 +53,6 @@ from production.tracking import (
     load_model,
     log_run,
     register_best_model,
-    set_alias,
 )
 from production.tuning import log_search, time_ordered_cv
 
@@ -278,10 +277,7 @@ def promote(version: str, split: _Split):
         champion_ap = _validation_ap(load_model(MODEL_NAME, "champion"), split)
         verdict, reason = gate(challenger_ap, champion_ap, 0.0)
         reason = reason.replace("average_precision", "validation average precision", 1)
-    if verdict == "promoted" and champion is not None:
-        set_alias(MODEL_NAME, "previous", champion)
-    if verdict == "promoted":
-        set_alias(MODEL_NAME, "champion", challenger)
+    move_aliases(verdict, MODEL_NAME, str(challenger), champion and str(champion))
     decision = RetrainDecision(
         verdict, reason, METRIC, str(challenger), champion and str(champion), challenger_ap,
         champion_ap, "pipeline", pd.Timestamp.now(tz="UTC").tz_localize(None),

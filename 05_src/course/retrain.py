@@ -57,6 +57,7 @@ __all__ = [
     "labelled_window",
     "split_window",
     "gate",
+    "move_aliases",
     "decision_row",
     "continuous_training",
     "rollback",
@@ -273,12 +274,15 @@ def record(decision: RetrainDecision, model_name: str, version: str, run_id: str
 record_task = task(name="record-decision", **IO)(record)
 
 
-@task(name="apply-decision", **IO)
-def apply_decision(verdict: str, model_name: str, candidate: str, champion: str) -> None:
-    """On promotion: the champion becomes ``previous``, the candidate ``champion``."""
+def move_aliases(verdict: str, model_name: str, candidate: str, champion: str | None) -> None:
+    """On promotion: the champion (if any) becomes ``previous``, the candidate ``champion``."""
     if verdict == "promoted":
-        set_alias(model_name, "previous", champion)
+        if champion is not None:
+            set_alias(model_name, "previous", champion)
         set_alias(model_name, "champion", candidate)
+
+
+apply_decision = task(name="apply-decision", **IO)(move_aliases)
 
 
 @flow(name="continuous-training", validate_parameters=False)
