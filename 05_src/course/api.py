@@ -61,6 +61,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Literal
 
 import pandas as pd
@@ -381,36 +382,27 @@ class _Metrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-        self.requests = Counter(
+        counter = partial(Counter, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.requests = counter(
             "fraud_api_requests",
             "HTTP requests by route, method and status code.",
             ["route", "method", "status"],
-            registry=self.registry,
         )
-        self.latency = Histogram(
+        self.latency = histogram(
             "fraud_api_request_duration_seconds",
             "Time from request received to response sent, by route.",
             ["route"],
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
         )
-        self.scores = Histogram(
-            "fraud_api_score",
-            "Distribution of the fraud scores returned.",
-            buckets=SCORE_BUCKETS,
-            registry=self.registry,
+        self.scores = histogram(
+            "fraud_api_score", "Distribution of the fraud scores returned.", buckets=SCORE_BUCKETS
         )
-        self.decisions = Counter(
-            "fraud_api_decisions",
-            "Decisions returned.",
-            ["decision"],
-            registry=self.registry,
-        )
-        self.unknown = Counter(
+        self.decisions = counter("fraud_api_decisions", "Decisions returned.", ["decision"])
+        self.unknown = counter(
             "fraud_api_unknown_categories",
             "Requests carrying a category the model never saw, by column.",
             ["column"],
-            registry=self.registry,
         )
         self.model_info = Gauge(
             "fraud_api_model_info",
@@ -419,17 +411,13 @@ class _Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",  # 1 if any live worker serves the version
         )
-        self.reloads = Counter(
-            "fraud_api_model_reloads",
-            "Model loads after start-up, by outcome.",
-            ["outcome"],
-            registry=self.registry,
+        self.reloads = counter(
+            "fraud_api_model_reloads", "Model loads after start-up, by outcome.", ["outcome"]
         )
-        self.labels = Counter(
+        self.labels = counter(
             "fraud_api_labels",
             "Labels received on /labels, by outcome (attached, not_found).",
             ["outcome"],
-            registry=self.registry,
         )
         for decision in DECISIONS:
             self.decisions.labels(decision)

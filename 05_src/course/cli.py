@@ -57,18 +57,7 @@ def _serve(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``production`` command.
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Arguments; defaults to ``sys.argv[1:]``.
-
-    Returns
-    -------
-    int
-        The exit code.
-    """
+    """Run the ``production`` command on ``argv`` (default: ``sys.argv[1:]``); return its code."""
     parser = argparse.ArgumentParser(prog="production", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="show the configuration and check the database and MLflow")

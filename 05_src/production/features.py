@@ -17,17 +17,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from production._validation import (
-    Instance,
-    Interval,
-    InvalidParameterError,
-    OneOf,
-    as_timestamp,
-    check_frame,
-    check_param,
-    column_list,
-    validate_params,
-)
+from production._validation import InvalidParameterError, check_frame, check_param, column_list
+
+# isort: split
+from production._validation import Instance, Interval, OneOf, as_timestamp, validate_params
 
 __all__ = [
     "CUSTOMER_WINDOWS",

@@ -23,17 +23,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from production._validation import (
-    Instance,
-    Interval,
-    InvalidParameterError,
-    OneOf,
-    as_timestamp,
-    check_frame,
-    check_param,
-    column_list,
-    validate_params,
-)
+from production._validation import InvalidParameterError, check_frame, check_param, column_list
+
+# isort: split
+from production._validation import Instance, Interval, OneOf, as_timestamp, validate_params
 from production.config import RANDOM_STATE
 from production.features import report_leaks
 

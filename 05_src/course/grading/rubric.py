@@ -58,6 +58,8 @@ class Criterion:
 class Rubric:
     """A parsed rubric file (see :func:`load_rubric`).
 
+    Grading reads the rubrics of the main branch, never those of the pull request graded.
+
     Attributes
     ----------
     path : pathlib.Path
