@@ -131,8 +131,14 @@ empty = {
     "model_version": "str",
 }
 write_table(pd.DataFrame(columns=list(empty)).astype(empty), PREDICTIONS, mode="replace")
+read_sql(f"select count(*) as n_rows from {PREDICTIONS}")
+
+# %% [markdown]
+# The loop: read the day's features, drop what is already scored, then score and upsert one
+# chunk at a time.
 
 
+# %%
 def score_day_by_hand(day, chunk_size=500, crash_after=None):
     day = pd.Timestamp(day)
     next_day = day + pd.Timedelta(days=1)

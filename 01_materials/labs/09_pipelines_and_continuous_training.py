@@ -143,6 +143,11 @@ def ingest(n_files: int) -> pd.DataFrame:
     return read_lake("silver", data_dir=lab_dir)
 
 
+# %% [markdown]
+# The other two tasks compute the features of lab 04 and fit lab 05's model on them.
+
+
+# %%
 @task(cache_policy=CACHE, result_storage=RESULTS)
 def build_features(silver: pd.DataFrame) -> pd.DataFrame:
     body_runs["build_features"] = body_runs.get("build_features", 0) + 1
