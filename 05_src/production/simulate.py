@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy.spatial import cKDTree
 
 from production._validation import (
     Interval,
@@ -224,6 +223,8 @@ def _build_profiles(cfg: _Config) -> _Profiles:
     physical = np.flatnonzero(category != _ONLINE_CATEGORY)
     nearby, nearby_count = np.zeros((nc, 0), dtype=np.int64), np.zeros(nc, dtype=np.int64)
     if physical.size:
+        from scipy.spatial import cKDTree  # 0.4 s to import: not for every user of the module
+
         k = min(_MAX_NEARBY, physical.size)
         dist, idx = cKDTree(txy[physical]).query(cxy, k=k)
         dist, idx = dist.reshape(nc, k), idx.reshape(nc, k)
