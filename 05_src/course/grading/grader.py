@@ -345,56 +345,12 @@ def _grade_in(tmp_root, notebook, nb, rubric, repo_root, options) -> tuple:
     seed = secrets.randbelow(2**31)
     inputs, answers = tmp_root / "inputs", tmp_root / "answers"
     inputs.mkdir()
+    answers.mkdir()
     module = prepare_inputs(rubric.checks, seed, inputs)  # before any learner code runs
     withheld += _verify(module.pop("trusted"), options["verify_git"])
     fingerprint = _fingerprint(specs)
-    home, work, pkgs = tmp_root / "home", tmp_root / "work", tmp_root / "pkgs"
-    for folder in (home / "tmp", pkgs, answers):
-        folder.mkdir(parents=True)
-    (pkgs / "production").symlink_to(_SRC / "production", target_is_directory=True)
-    _seed_matplotlib(home)
-    relative = notebook.parent.relative_to(repo_root) if repo_root else Path()
-    copy = work / (relative if relative.parts else Path(notebook.parent.name or "notebook"))
-    _copy_folder(notebook.parent, copy)
-    watches = _watches(repo_root, [Path(p) for p in options["watch"]], tmp_root)
-    before = {
-        label: contain.snapshot(root, depth=depth, skip=[tmp_root])
-        for label, root, depth in watches
-    }
-    marker = secrets.token_hex(8)
-    env = contain.base_env(
-        home=home,
-        tmp=home / "tmp",
-        pycache=tmp_root / "pycache",
-        extra={
-            "PRODUCTION_HOME": str(copy),
-            "GRADE_RUN": marker,
-            "IPYTHONDIR": str(home / ".ipython"),
-        },
-    )
     spec = {"answers": str(answers), "inputs": str(inputs), "call_timeout": 60, **module}
-    export = (_PACKAGE / "kernel_export.py").read_text(encoding="utf-8")
-    export += f"\n\n_grader_export(__import__('json').loads({json.dumps(spec)!r}), globals())\n"
-    run = NotebookRun(nb, export, timeout=options["timeout"], cell_timeout=options["cell_timeout"])
-    _phase("kernel")
-    contain.become_subreaper()
-    existing = contain.descendants()
-    try:
-        run.execute(
-            manager=kernel_manager(sys.executable, boot_source(pkgs)),
-            workdir=copy,
-            env=env,
-            log=tmp_root / "kernel.log",
-        )
-    finally:
-        killed = contain.kill_processes(keep=existing, marker=f"GRADE_RUN={marker}")
-    if killed:
-        run.notes.append(f"{killed} process(es) the notebook started were still running: stopped.")
-    after = {
-        label: contain.snapshot(root, depth=depth, skip=[tmp_root])
-        for label, root, depth in watches
-    }
-    outside = [f"<temporary>/{p}" for p in _outside_copy(work, copy)] + _writes(before, after)
+    run, copy, pkgs, outside = _run_notebook(tmp_root, notebook, nb, repo_root, spec, options)
     if outside:
         withheld.append(
             "The notebook wrote outside its folder: "
@@ -427,3 +383,59 @@ def _grade_in(tmp_root, notebook, nb, rubric, repo_root, options) -> tuple:
         nbformat.write(nb, str(options["executed_path"]))
     status = "timeout" if run.timed_out else "error" if run.problems or outside else "ok"
     return outcomes, status, run.notes, withheld
+
+
+def _run_notebook(tmp_root, notebook, nb, repo_root, spec, options) -> tuple:
+    """Execute a copy of the notebook in a contained kernel; return what the run left.
+
+    Returns ``(run, copy, pkgs, outside)``: the :class:`NotebookRun`, the notebook's copied
+    folder, the folder the kernel imports ``production`` from, and the paths written outside
+    the copy. No process the notebook started is left running.
+    """
+    home, work, pkgs = tmp_root / "home", tmp_root / "work", tmp_root / "pkgs"
+    for folder in (home / "tmp", pkgs):
+        folder.mkdir(parents=True)
+    (pkgs / "production").symlink_to(_SRC / "production", target_is_directory=True)
+    _seed_matplotlib(home)
+    relative = notebook.parent.relative_to(repo_root) if repo_root else Path()
+    copy = work / (relative if relative.parts else Path(notebook.parent.name or "notebook"))
+    _copy_folder(notebook.parent, copy)
+    watches = _watches(repo_root, [Path(p) for p in options["watch"]], tmp_root)
+    before = {
+        label: contain.snapshot(root, depth=depth, skip=[tmp_root])
+        for label, root, depth in watches
+    }
+    marker = secrets.token_hex(8)
+    env = contain.base_env(
+        home=home,
+        tmp=home / "tmp",
+        pycache=tmp_root / "pycache",
+        extra={
+            "PRODUCTION_HOME": str(copy),
+            "GRADE_RUN": marker,
+            "IPYTHONDIR": str(home / ".ipython"),
+        },
+    )
+    export = (_PACKAGE / "kernel_export.py").read_text(encoding="utf-8")
+    export += f"\n\n_grader_export(__import__('json').loads({json.dumps(spec)!r}), globals())\n"
+    run = NotebookRun(nb, export, timeout=options["timeout"], cell_timeout=options["cell_timeout"])
+    _phase("kernel")
+    contain.become_subreaper()
+    existing = contain.descendants()
+    try:
+        run.execute(
+            manager=kernel_manager(sys.executable, boot_source(pkgs)),
+            workdir=copy,
+            env=env,
+            log=tmp_root / "kernel.log",
+        )
+    finally:
+        killed = contain.kill_processes(keep=existing, marker=f"GRADE_RUN={marker}")
+    if killed:
+        run.notes.append(f"{killed} process(es) the notebook started were still running: stopped.")
+    after = {
+        label: contain.snapshot(root, depth=depth, skip=[tmp_root])
+        for label, root, depth in watches
+    }
+    outside = [f"<temporary>/{p}" for p in _outside_copy(work, copy)] + _writes(before, after)
+    return run, copy, pkgs, outside

@@ -148,36 +148,7 @@ def load_rubric(rubric_path: str | os.PathLike) -> Rubric:
     criteria_data = data.get("criteria")
     if not isinstance(criteria_data, list) or not 1 <= len(criteria_data) <= MAX_CRITERIA:
         raise RubricError(f"{where}: 'criteria' must be a list of 1 to {MAX_CRITERIA} criteria")
-    criteria = []
-    for number, item in enumerate(criteria_data, start=1):
-        label = f"{where}: criterion {number}"
-        if not isinstance(item, dict):
-            raise RubricError(f"{label}: expected a mapping with {sorted(_CRITERION_KEYS)}")
-        if isinstance(item.get("id"), str):
-            label = f"{where}: criterion {item['id']!r}"
-        _no_unknown_keys(item, _CRITERION_KEYS, label)
-        criterion_id = item.get("id")
-        if not isinstance(criterion_id, str) or not re.match(_CRITERION_ID, criterion_id):
-            raise RubricError(f"{label}: 'id' must match {_CRITERION_ID}; got {criterion_id!r}")
-        points = item.get("points")
-        if isinstance(points, bool) or not isinstance(points, int):
-            raise RubricError(f"{label}: 'points' must be an integer; got {points!r}")
-        if not 1 <= points <= MAX_POINTS:
-            raise RubricError(f"{label}: 'points' must be between 1 and {MAX_POINTS}; got {points}")
-        check = _name(
-            item.get("check"),
-            f"{label}: 'check' must be the name of a function of the checks module, "
-            "such as 'sample_is_stratified'",
-        )
-        criteria.append(
-            Criterion(
-                id=criterion_id,
-                title=_rubric_text(item, "title", label, MAX_TITLE),
-                points=points,
-                check=check,
-                description=_rubric_text(item, "description", label, 5000, one_line=False),
-            )
-        )
+    criteria = [_criterion(item, n, where) for n, item in enumerate(criteria_data, start=1)]
     ids = [criterion.id for criterion in criteria]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -201,6 +172,36 @@ def load_rubric(rubric_path: str | os.PathLike) -> Rubric:
         checks=checks,
         complete=complete,
         criteria=tuple(criteria),
+    )
+
+
+def _criterion(item, number: int, where: str) -> Criterion:
+    """Validate the ``number``-th criterion of a rubric; errors name it by id when it has one."""
+    label = f"{where}: criterion {number}"
+    if not isinstance(item, dict):
+        raise RubricError(f"{label}: expected a mapping with {sorted(_CRITERION_KEYS)}")
+    if isinstance(item.get("id"), str):
+        label = f"{where}: criterion {item['id']!r}"
+    _no_unknown_keys(item, _CRITERION_KEYS, label)
+    criterion_id = item.get("id")
+    if not isinstance(criterion_id, str) or not re.match(_CRITERION_ID, criterion_id):
+        raise RubricError(f"{label}: 'id' must match {_CRITERION_ID}; got {criterion_id!r}")
+    points = item.get("points")
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise RubricError(f"{label}: 'points' must be an integer; got {points!r}")
+    if not 1 <= points <= MAX_POINTS:
+        raise RubricError(f"{label}: 'points' must be between 1 and {MAX_POINTS}; got {points}")
+    check = _name(
+        item.get("check"),
+        f"{label}: 'check' must be the name of a function of the checks module, "
+        "such as 'sample_is_stratified'",
+    )
+    return Criterion(
+        id=criterion_id,
+        title=_rubric_text(item, "title", label, MAX_TITLE),
+        points=points,
+        check=check,
+        description=_rubric_text(item, "description", label, 5000, one_line=False),
     )
 
 
