@@ -192,6 +192,39 @@ def test_no_function_body_is_longer_than_60_lines():
     assert not long
 
 
+REPEAT_LINES = 6
+_THIN_LINE = re.compile(r"[\[\](){},:;]*")
+
+
+def _code_lines(path: Path) -> list[tuple[int, str]]:
+    """Lines that carry code, white space folded: no blanks, comments, imports, lone brackets."""
+    lines = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = " ".join(line.split())
+        if (
+            text
+            and not text.startswith(("#", "import ", "from "))
+            and not _THIN_LINE.fullmatch(text)
+        ):
+            lines.append((number, text))
+    return lines
+
+
+def test_no_block_of_six_lines_is_repeated_in_05_src():
+    # the same six code lines in two places of the learner package or the course tooling
+    places = {}
+    repeated = []
+    for path in sorted((ROOT / "05_src").rglob("*.py")):
+        lines = _code_lines(path)
+        for i in range(len(lines) - REPEAT_LINES + 1):
+            block = tuple(text for _, text in lines[i : i + REPEAT_LINES])
+            here = f"{path.relative_to(ROOT).as_posix()}:{lines[i][0]}"
+            if block in places:
+                repeated.append(f"{here} repeats {places[block]}")
+            places.setdefault(block, here)
+    assert not repeated, repeated[:10]
+
+
 def _imports(tree: ast.Module, module: str) -> list[tuple[str, list[str]]]:
     found = []
     for node in ast.walk(tree):
