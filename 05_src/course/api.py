@@ -689,6 +689,27 @@ def create_app(
     settings = _settings(model_name, alias, token, reload_interval, feature_history)
     state = _State(settings=settings, metrics=_Metrics(), logger=_logger())
     drift = DriftMetrics(state.metrics.registry, settings.model_name)  # fraud_*_psi gauges
+    app = FastAPI(
+        title="Fraud scoring API",
+        summary="Scores card transactions with the champion model of the MLflow registry.",
+        version="0.1.0",
+        lifespan=_lifespan(state, drift, model, store),
+    )
+    app.state.serving = state
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(_RequestMetrics, state=state)  # outermost: counts the 413s too
+    # no token configured: no dependency to solve on every request (nor a lock in the docs)
+    auth = [Depends(_authorizer(settings.token))] if settings.token is not None else []
+    _add_operation_routes(app, state, auth)
+    _add_scoring_routes(app, state, auth)
+    _add_feedback_routes(app, state, auth)
+    return app
+
+
+def _lifespan(state: _State, drift: DriftMetrics, model, store):
+    """Return the app's lifespan: load the store and the model, start the loops, stop them."""
+    settings = state.settings
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -741,45 +762,44 @@ def create_app(
                     await task
             state.metrics.close()
 
-    app = FastAPI(
-        title="Fraud scoring API",
-        summary="Scores card transactions with the champion model of the MLflow registry.",
-        version="0.1.0",
-        lifespan=lifespan,
-    )
-    app.state.serving = state
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
-    app.add_middleware(_RequestMetrics, state=state)  # outermost: counts the 413s too
-    bearer = HTTPBearer(auto_error=False)
+    return lifespan
+
+
+_BEARER = HTTPBearer(auto_error=False)
+
+
+def _authorizer(token: str):
+    """Return the dependency that checks the bearer ``token`` in constant time."""
 
     async def authorize(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
-        """Check the bearer token in constant time, when one is configured.
+        """Check the bearer token in constant time.
 
         ``async`` on purpose: FastAPI runs plain ``def`` dependencies in a thread pool, a
         hop that costs more than the check itself.
         """
-        expected = settings.token
-        if expected is None:
-            return
         given = credentials.credentials if credentials is not None else ""
-        if not secrets.compare_digest(given.encode(), expected.encode()):
+        if not secrets.compare_digest(given.encode(), token.encode()):
             raise HTTPException(
                 status_code=401,
                 detail="missing or invalid bearer token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    # no token configured: no dependency to solve on every request (nor a lock in the docs)
-    auth = [Depends(authorize)] if settings.token is not None else []
+    return authorize
 
-    def current_model() -> ServingModel:
-        served = state.model
-        if served is None:
-            raise HTTPException(status_code=503, detail=f"not ready: {state.not_ready_reason}")
-        return served
+
+def _current_model(state: _State) -> ServingModel:
+    """Return the model being served; raise a 503 naming why there is none yet."""
+    served = state.model
+    if served is None:
+        raise HTTPException(status_code=503, detail=f"not ready: {state.not_ready_reason}")
+    return served
+
+
+def _add_operation_routes(app: FastAPI, state: _State, auth: list) -> None:
+    """Add ``/health``, ``/ready``, ``/model``, ``/admin/reload`` and ``/metrics``."""
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict:
@@ -799,7 +819,7 @@ def create_app(
     @app.get("/model", tags=["operations"], dependencies=auth)
     async def model_info() -> dict:
         """Describe the model being served."""
-        served = current_model()
+        served = _current_model(state)
         return {
             "model_name": served.name,
             "model_alias": served.alias,
@@ -816,8 +836,16 @@ def create_app(
     async def reload() -> dict:
         """Check the alias now; load and swap in its version if it moved."""
         changed = await _check_alias(state)
-        return {"reloaded": changed, "model_version": current_model().version}
+        return {"reloaded": changed, "model_version": _current_model(state).version}
 
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics_endpoint(request: Request) -> Response:
+        """Prometheus metrics in the text exposition format."""
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_scoring_routes(app: FastAPI, state: _State, auth: list) -> None:
+    """Add ``/predict``: score one transaction with its online features."""
     # the body is parsed by pydantic from bytes (not json.loads, then a dict validated) and the
     # answer written as JSON at once: Transaction and Prediction only document the route
     body_schema = {"content": {"application/json": {"schema": Transaction.model_json_schema()}}}
@@ -837,7 +865,7 @@ def create_app(
         except ValidationError as err:
             errors = [{**error, "loc": ("body", *error["loc"])} for error in err.errors()]
             raise RequestValidationError(errors) from None
-        served = current_model()
+        served = _current_model(state)
         features_store = state.store
         try:  # e.g. handle_unknown="error" in the model's encoder
             record = features_store.lookup(tx)
@@ -866,6 +894,10 @@ def create_app(
             }
         )
 
+
+def _add_feedback_routes(app: FastAPI, state: _State, auth: list) -> None:
+    """Add ``/labels``: delayed labels attached to the transactions the service holds."""
+
     @app.post(
         "/labels",
         response_model=LabelResult,
@@ -875,7 +907,7 @@ def create_app(
     )
     async def labels(batch: LabelBatch) -> LabelResult:
         """Attach delayed labels to the transactions the service holds."""
-        current_model()  # 503 until the model and its feature store are loaded
+        _current_model(state)  # 503 until the model and its feature store are loaded
         frame = pd.DataFrame([label.model_dump() for label in batch.labels])
         attached = state.store.add_labels(frame.astype({"is_fraud": "int8"}))
         result = LabelResult(
@@ -884,10 +916,3 @@ def create_app(
         state.metrics.labels.labels("attached").inc(result.attached)
         state.metrics.labels.labels("not_found").inc(result.not_found)
         return result
-
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def metrics_endpoint(request: Request) -> Response:
-        """Prometheus metrics in the text exposition format."""
-        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
