@@ -117,8 +117,9 @@ def test_boundary_mistakes_lose_exactly_the_criteria_they_break(graded):
 def test_a_search_fitted_on_test_rows_fails_the_window_criterion(graded):
     result = graded("a2_leaky_search")
     failed = [c.id for c in result.criteria if not c.passed]
-    assert "search_on_training_rows" in failed
-    assert "time_aware_search" not in failed
+    why = (result.status, result.withheld, result.messages, [c.message for c in result.criteria])
+    assert "search_on_training_rows" in failed, why
+    assert "time_aware_search" not in failed, why
     assert result.score <= 8
 
 

@@ -60,6 +60,11 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+# one OpenMP thread per fit: on a small busy machine, more threads wait on each other
+threadpool_limits(limits=1, user_api="openmp")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# %%
 from production.config import RANDOM_STATE
 from production.features import (
     CATEGORICAL_FEATURES,
@@ -85,9 +90,6 @@ from production.tuning import (
     time_ordered_cv,
 )
 
-# one OpenMP thread per fit: on a small busy machine, more threads wait on each other
-threadpool_limits(limits=1, user_api="openmp")
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 EXPERIMENT = "lab05-model-development"
 MODEL = "lab05-fraud-detector"
 get_or_create_experiment(EXPERIMENT)  # the configured store; now the active experiment
@@ -452,35 +454,29 @@ pd.DataFrame(halving_search.cv_results_).groupby("iter").agg(
 
 # %%
 optuna_best = clone(pipeline).set_params(**study.best_params).fit(X_train, y_train)
-refitted = {
-    "grid": grid_search.best_estimator_,
-    "random": random_search.best_estimator_,
-    "optuna": optuna_best,
-    "halving": halving_search.best_estimator_,
+searches = {  # name: (candidates scored, best mean CV score, the refitted best pipeline)
+    "grid": (4, grid_search.best_score_, grid_search.best_estimator_),
+    "random": (4, random_search.best_score_, random_search.best_estimator_),
+    "optuna": (len(study.trials), study.best_value, optuna_best),
+    "halving": (
+        len(halving_search.cv_results_["params"]),  # 9 cheap + 3 at full price
+        halving_search.best_score_,
+        halving_search.best_estimator_,
+    ),
 }
-best_cv = {
-    "grid": grid_search.best_score_,
-    "random": random_search.best_score_,
-    "optuna": study.best_value,
-    "halving": halving_search.best_score_,
-}
-candidates = {
-    "grid": 4,
-    "random": 4,
-    "optuna": len(study.trials),
-    "halving": len(halving_search.cv_results_["params"]),  # 9 cheap + 3 at full price
+test_scores = {
+    name: average_precision_score(y_test, model.predict_proba(test[FEATURES])[:, 1])
+    for name, (_, _, model) in searches.items()
 }
 pd.DataFrame(
     {
         name: {
-            "candidates": candidates[name],
+            "candidates": n,
             "seconds": seconds[name],
-            "best CV average precision": best_cv[name],
-            "test average precision": average_precision_score(
-                y_test, model.predict_proba(test[FEATURES])[:, 1]
-            ),
+            "best CV average precision": cv,
+            "test average precision": test_scores[name],
         }
-        for name, model in refitted.items()
+        for name, (n, cv, _) in searches.items()
     }
 ).T.round(3)
 
