@@ -55,11 +55,10 @@ if command -v npm >/dev/null 2>&1 && [ ! -d scripts/marp/node_modules/@marp-team
 fi
 
 export MLFLOW_DISABLE_TELEMETRY=true MPLBACKEND=Agg
-# Bytecode in a folder of its own, never beside the sources: the grader fingerprints its own
-# tree (bytecode included) while a notebook runs, and an import by the other stream writing
-# 05_src/course/grading/__pycache__ meanwhile would withhold that notebook's score.
-export PYTHONPYCACHEPREFIX="${TMPDIR:-/tmp}/production-pycache-$(id -u)"
-mkdir -p "$PYTHONPYCACHEPREFIX"  # before any grading run snapshots the temporary folder
+# No bytecode written beside the sources (the libraries' was compiled at install): the grader
+# fingerprints its own tree, bytecode included, while a notebook runs, and an import by the
+# other stream writing 05_src/course/grading/__pycache__ meanwhile would withhold its score.
+export PYTHONDONTWRITEBYTECODE=1
 "${UV[@]}" run --frozen --no-sync ruff check --quiet .
 "${UV[@]}" run --frozen --no-sync ruff format --check --quiet .
 if [ "$#" -gt 0 ]; then  # extra arguments: one pytest run, as asked

@@ -60,11 +60,6 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-# one OpenMP thread per fit: on a small busy machine, more threads wait on each other
-threadpool_limits(limits=1, user_api="openmp")
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-# %%
 from production.config import RANDOM_STATE
 from production.features import (
     CATEGORICAL_FEATURES,
@@ -90,6 +85,9 @@ from production.tuning import (
     time_ordered_cv,
 )
 
+# one OpenMP thread per fit: on a small busy machine, more threads wait on each other
+threadpool_limits(limits=1, user_api="openmp")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 EXPERIMENT = "lab05-model-development"
 MODEL = "lab05-fraud-detector"
 get_or_create_experiment(EXPERIMENT)  # the configured store; now the active experiment

@@ -50,7 +50,6 @@ from sklearn.inspection import PartialDependenceDisplay
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
-# %%
 from production.config import RANDOM_STATE
 from production.explain import (
     compute_permutation_importance,

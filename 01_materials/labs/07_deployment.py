@@ -39,7 +39,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-# %%
 from course.api import create_app
 from production.config import RANDOM_STATE
 from production.db import read_sql, write_table

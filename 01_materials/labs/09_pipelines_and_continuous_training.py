@@ -59,7 +59,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
-# %%
 from production.config import RANDOM_STATE, get_settings
 from production.data import export_raw_days, read_lake, run_pipeline
 from production.db import read_table, write_table
