@@ -491,6 +491,22 @@ def test_validator_script_posts_the_mark_of_a_notebook_only_pull_request(tmp_pat
     assert "Incomplete (50) · 3 / 4 points" in body
 
 
+def test_validator_script_writes_no_bytecode_beside_the_grader(tmp_path):
+    # python -I ignores PYTHONDONTWRITEBYTECODE: a .pyc beside artifact.py would change the
+    # grader's fingerprint while a notebook is graded and withhold its score
+    for relative in ("scripts/validate_grade_artifact.py", "05_src/course/grading/artifact.py"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / relative, tmp_path / relative)
+    script = tmp_path / "scripts/validate_grade_artifact.py"
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", str(script), "pr-number", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "grade artifact rejected" in run.stderr, run.stderr
+    assert not list(tmp_path.rglob("__pycache__"))
+
+
 @pytest.mark.parametrize(
     "extra",
     [
