@@ -97,7 +97,7 @@ def test_drift_flagged_by_the_monitor_triggers_continuous_training(
         "train_baseline": 0.1,
         "tune": (search, "run123", 0.3),
         "register": ("1", "ONNX Runtime"),
-        "promote": ("1", "v1 promoted to champion"),
+        "promote": "v1 promoted to champion",
         "explain": None,
         "score": 10,
         "monitor": (flagged, "DRIFT in amount" if flagged else "no drift"),

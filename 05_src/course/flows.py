@@ -275,8 +275,7 @@ def promote(version: str, split: _Split):
         verdict, reason = "promoted", "there was no champion"
     else:
         champion_ap = _validation_ap(load_model(MODEL_NAME, "champion"), split)
-        verdict, reason = gate(challenger_ap, champion_ap, 0.0)
-        reason = reason.replace("average_precision", "validation average precision", 1)
+        verdict, reason = gate(challenger_ap, champion_ap, 0.0, "validation average precision")
     move_aliases(verdict, MODEL_NAME, str(challenger), champion and str(champion))
     decision = RetrainDecision(
         verdict, reason, METRIC, str(challenger), champion and str(champion), challenger_ap,
@@ -287,7 +286,7 @@ def promote(version: str, split: _Split):
         text = f"v{version} promoted to champion ({reason})"
     else:
         text = f"v{version} kept as challenger: it does not beat champion v{champion} ({reason})"
-    return (str(get_model_version(MODEL_NAME, "champion")), text), text
+    return text, text
 
 
 @task(name="explain", cache_policy=_cached("lake", exclude=("split",)))
@@ -426,8 +425,8 @@ def course_pipeline(
         "register as challenger, with its ONNX graph for serving", register,
         search, run_id, split,
     )  # fmt: skip
-    _, gate_text = run("promote through the metric gate", promote, version, split)
-    champion = str(get_model_version(MODEL_NAME, "champion"))  # retraining may have moved it
+    gate_text = run("promote through the metric gate", promote, version, split)
+    champion = str(get_model_version(MODEL_NAME, "champion"))  # today's: the gate may be cached
     run(f"explain champion v{champion} (SHAP)", explain, champion, split, random_state)
     n_day = run(f"batch-score {last_day:%Y-%m-%d} with the champion", score, last_day, champion)
     flagged, verdict = run(

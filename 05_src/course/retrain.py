@@ -157,13 +157,15 @@ def split_window(transactions: pd.DataFrame, features: pd.DataFrame, window: Win
     }
 
 
-def gate(candidate_score: float, champion_score: float, min_improvement: float) -> tuple:
+def gate(
+    candidate_score: float, champion_score: float, min_improvement: float, metric: str = METRIC
+) -> tuple:
     """Return ``("promoted" or "kept", reason)``: promoted when the gain beats the margin."""
     gain = candidate_score - champion_score
     verdict = "promoted" if gain > min_improvement else "kept"
     more = "more" if verdict == "promoted" else "not more"
     reason = (
-        f"{METRIC} {candidate_score:.4f} vs champion {champion_score:.4f}: gain {gain:+.4f}, "
+        f"{metric} {candidate_score:.4f} vs champion {champion_score:.4f}: gain {gain:+.4f}, "
         f"{more} than the margin {min_improvement:g}"
     )
     return verdict, reason
